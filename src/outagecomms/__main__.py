@@ -1,0 +1,5 @@
+"""``python -m outagecomms`` is the ``outagecomms`` command."""
+
+from .cli import main
+
+main()

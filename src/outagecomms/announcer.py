@@ -1,0 +1,639 @@
+"""One announcement run: preflight every message, plan from the ledger, deliver, report.
+
+The order is what makes the promises hold:
+
+1. **Preflight** renders every channel for every recipient and checks every
+   limit. Any problem raises an ``InputError`` before anything is sent.
+2. **Plan**: rows are added to the ledger as ``pending``; rows already
+   delivered are never claimed again.
+3. **Deliver**: channels run concurrently; within a channel, units (one
+   message, or a SendGrid batch) are claimed (``sending``, committed) just
+   before the provider call, then marked ``sent``/``failed``. Transient
+   failures are retried here, with backoff and ``Retry-After``; a channel
+   whose provider keeps failing pauses and leaves its rows ``pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .audience import CsvAudience, SkippedRow, Targets
+from .channels import build_channel
+from .channels.base import Channel, CheckResult
+from .config import Config, DriverSettings, OutboxSettings, load_config, require_credentials
+from .errors import ConfigError, IncidentError
+from .ledger import Ledger
+from .limits import SmsLength, sms_length
+from .models import BROADCAST, PER_RECIPIENT_KINDS, Incident, Kind, Message, Outcome, Recipient
+from .redact import redact
+from .render import Renderer
+from .result import ChannelResult, Failure, Result
+
+log = logging.getLogger(__name__)
+
+#: ``progress(channel, done, total)`` after every finished unit.
+ProgressCallback = Callable[[str, int, int], None]
+AudienceInput = str | Path | Iterable[Recipient]
+
+# Rows planned per ledger transaction while walking the audience.
+_PLAN_CHUNK = 1000
+_BACKOFF_BASE = 0.5
+_BACKOFF_CAP = 30.0
+# How long in-flight deliveries may finish after an interrupt before they are marked unknown.
+_GRACE_SECONDS = 10.0
+
+
+@dataclass(slots=True)
+class ChannelPlan:
+    """What preflight learnt about one channel: who it reaches and what it will say."""
+
+    name: str
+    kind: Kind
+    settings: DriverSettings
+    recipients: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    sample: Message | None = None
+    #: For SMS: the longest message's length and the segments of all messages together.
+    longest_sms: SmsLength | None = None
+    total_segments: int = 0
+
+    def observe(self, message: Message) -> None:
+        self.recipients += 1
+        if self.sample is None:
+            self.sample = message
+        if self.kind == "sms":
+            length = sms_length(message.text)
+            self.total_segments += length.segments
+            if self.longest_sms is None or length.units > self.longest_sms.units:
+                self.longest_sms = length
+
+
+@dataclass(slots=True)
+class Plan:
+    """The result of preflight: every selected channel, rendered and checked."""
+
+    incident: Incident
+    channels: dict[str, ChannelPlan]
+
+
+class _Audience:
+    """The audience as something that can be walked more than once."""
+
+    def __init__(self, source: AudienceInput) -> None:
+        if isinstance(source, str | Path):
+            self._items: Iterable[Recipient | SkippedRow] = CsvAudience(Path(source))
+        elif iter(source) is source:
+            # A one-shot iterator (e.g. a generator) is kept so later passes see it too.
+            self._items = list(source)
+        else:
+            self._items = source
+
+    def __iter__(self) -> Iterator[Recipient | SkippedRow]:
+        return iter(self._items)
+
+
+class RunControl:
+    """Lets a caller (the CLI's signal handler) stop a run gracefully."""
+
+    def __init__(self) -> None:
+        self.stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+class Announcer:
+    """Sends announcements for one configuration. The CLI is a thin layer over this.
+
+    >>> announcer = Announcer.from_config("channels.yaml")
+    >>> result = announcer.send(Incident.load("incident.yaml"), sandbox=True)
+    >>> result.counts["sms"]["sent"]
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @classmethod
+    def from_config(cls, path: str | Path | None = None) -> Announcer:
+        """Load channels.yaml (default: $OUTAGECOMMS_CONFIG or ./channels.yaml) and the env."""
+        return cls(load_config(path))
+
+    # --- channel selection ---------------------------------------------------------
+
+    def select(self, incident: Incident, channels: Sequence[str] | None = None) -> list[str]:
+        """The channels a run uses: those asked for, else the incident's, else all configured."""
+        configured = self.config.channels
+        if channels:
+            names, source = list(dict.fromkeys(channels)), "--channel"
+        elif incident.channels is not None:
+            names, source = list(dict.fromkeys(incident.channels)), "the incident's channels"
+        else:
+            return list(configured)
+        for name in names:
+            if name not in configured:
+                hint = difflib.get_close_matches(name, configured, n=1)
+                suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+                error = ConfigError if source == "--channel" else IncidentError
+                raise error(
+                    f"{source} names '{name}', which is not a channel in {self.config.path} "
+                    f"(configured: {', '.join(configured) or 'none'}){suggestion}"
+                )
+        return names
+
+    def kind_of(self, name: str) -> Kind:
+        settings = self.config.channels[name]
+        if settings.kind is None:
+            raise ConfigError(f"channel '{name}': driver '{settings.driver}' cannot be used alone")
+        return settings.kind
+
+    def _audience(self, audience: AudienceInput | None) -> _Audience:
+        source = audience if audience is not None else self.config.audience
+        if source is None:
+            raise ConfigError(
+                f"no audience: set 'audience:' in {self.config.path} or pass --audience FILE.csv"
+            )
+        if isinstance(source, str | Path):
+            source = self.config.resolve(Path(source)) if audience is None else Path(source)
+        return _Audience(source)
+
+    # --- preflight -----------------------------------------------------------------
+
+    def preflight(
+        self,
+        incident: Incident,
+        channels: Sequence[str] | None = None,
+        *,
+        audience: AudienceInput | None = None,
+        credentials: bool = False,
+    ) -> Plan:
+        """Render and check every message of every selected channel; send nothing.
+
+        Raises an ``InputError`` (config, template, limit, audience) on the first problem.
+        With ``credentials`` it also requires every channel's secrets to be set.
+        """
+        return self._preflight(incident, channels, audience, credentials)[0]
+
+    def _preflight(
+        self,
+        incident: Incident,
+        channels: Sequence[str] | None,
+        audience: AudienceInput | None,
+        credentials: bool,
+    ) -> tuple[Plan, Renderer, _Audience | None]:
+        names = self.select(incident, channels)
+        plans = {
+            name: ChannelPlan(name, self.kind_of(name), self.config.channels[name])
+            for name in names
+        }
+        if credentials:
+            for name in names:
+                require_credentials(name, self.config.channels[name])
+        renderer = Renderer(self.config, incident)
+        people = [p for p in plans.values() if p.kind in PER_RECIPIENT_KINDS]
+        source = self._audience(audience) if people else None
+        if source is not None:
+            targets = {p.name: Targets(p.kind, self.config.default_region) for p in people}  # type: ignore[arg-type]
+            for item in source:
+                for p in people:
+                    address = targets[p.name].address(item)
+                    if address is not None and isinstance(item, Recipient):
+                        p.observe(
+                            renderer.message(
+                                p.name, p.kind, p.settings, address=address, recipient=item
+                            )
+                        )
+            for p in people:
+                p.skipped = dict(targets[p.name].skipped)
+        for p in plans.values():
+            if p.kind not in PER_RECIPIENT_KINDS:
+                p.observe(renderer.message(p.name, p.kind, p.settings, address=BROADCAST))
+        return Plan(incident, plans), renderer, source
+
+    # --- sending -------------------------------------------------------------------
+
+    def send(
+        self,
+        incident: Incident,
+        channels: Sequence[str] | None = None,
+        *,
+        audience: AudienceInput | None = None,
+        dry_run: bool = False,
+        sandbox: bool = False,
+        retry_unknown: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Result:
+        """Preflight, then deliver every message not yet delivered for this announcement.
+
+        Raises an ``InputError`` before anything is sent when input or config is wrong;
+        delivery problems never raise: they are in the result (``ok``, ``failures``).
+        """
+        return asyncio.run(
+            self.send_async(
+                incident,
+                channels,
+                audience=audience,
+                dry_run=dry_run,
+                sandbox=sandbox,
+                retry_unknown=retry_unknown,
+                progress=progress,
+            )
+        )
+
+    async def send_async(
+        self,
+        incident: Incident,
+        channels: Sequence[str] | None = None,
+        *,
+        audience: AudienceInput | None = None,
+        dry_run: bool = False,
+        sandbox: bool = False,
+        retry_unknown: bool = False,
+        progress: ProgressCallback | None = None,
+        control: RunControl | None = None,
+        plan: Plan | None = None,
+    ) -> Result:
+        """``send`` for async code. ``control`` lets the caller stop the run gracefully."""
+        plan, renderer, source = (
+            (plan, Renderer(self.config, incident), None)
+            if plan is not None
+            else self._preflight(incident, channels, audience, credentials=not (dry_run or sandbox))
+        )
+        if source is None and any(p.kind in PER_RECIPIENT_KINDS for p in plan.channels.values()):
+            source = self._audience(audience)
+        results = {
+            name: ChannelResult(
+                name=name,
+                kind=p.kind,
+                driver="outbox" if sandbox else p.settings.driver,
+                planned=p.recipients,
+                skipped_reasons=Counter(p.skipped),
+            )
+            for name, p in plan.channels.items()
+        }
+        result = Result(incident.key, incident, results, dry_run=dry_run, sandbox=sandbox)
+        if dry_run:
+            for name, channel_result in results.items():
+                channel_result.counts["pending"] = plan.channels[name].recipients
+                channel_result.counts["skipped"] = sum(plan.channels[name].skipped.values())
+            return result
+        control = control or RunControl()
+        with Ledger(self.config.ledger_path, mode="sandbox" if sandbox else "live") as ledger:
+            result.recovered_unknown = ledger.recover_crashed()
+            runs = [
+                _ChannelRun(
+                    self,
+                    plan.channels[name],
+                    results[name],
+                    renderer=renderer,
+                    ledger=ledger,
+                    audience=source,
+                    sandbox=sandbox,
+                    retry_unknown=retry_unknown,
+                    progress=progress,
+                    control=control,
+                )
+                for name in plan.channels
+            ]
+            await asyncio.gather(*(run.run() for run in runs))
+            for name, channel_result in results.items():
+                channel_result.counts = ledger.counts(incident.key, name)
+                channel_result.counts["skipped"] += sum(channel_result.skipped_reasons.values())
+                result.failures += [
+                    Failure(name, row.recipient, row.state, row.error)
+                    for row in ledger.failures(incident.key, name)
+                ]
+        result.interrupted = control.stopping.is_set()
+        return result
+
+    # --- credentials ---------------------------------------------------------------
+
+    def check(self, channels: Sequence[str] | None = None) -> dict[str, CheckResult]:
+        """Ask each channel's provider whether its credentials are accepted; sends nothing."""
+        return asyncio.run(self.check_async(channels))
+
+    async def check_async(self, channels: Sequence[str] | None = None) -> dict[str, CheckResult]:
+        names = list(channels or self.config.channels)
+
+        async def one(name: str) -> CheckResult:
+            settings = self.config.channels[name]
+            try:
+                require_credentials(name, settings)
+            except ConfigError as exc:
+                return CheckResult("refused", str(exc))
+            channel = build_channel(name, self.kind_of(name), settings, self.config)
+            try:
+                async with channel:
+                    return await channel.check()
+            except Exception as exc:  # an unreachable provider is a finding, not a crash
+                return CheckResult("error", redact(str(exc)) or type(exc).__name__)
+
+        return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
+
+
+class _Breaker:
+    """Counts consecutive transient failures; opens (pauses the channel) at a threshold."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.failures = 0
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        for outcome in outcomes:
+            if outcome.state == "failed" and outcome.retryable:
+                self.failures += 1
+            else:
+                self.failures = 0
+
+    @property
+    def open(self) -> bool:
+        return self.failures >= self.threshold
+
+
+class _RateLimiter:
+    """Spaces requests at most ``rate`` per second (no burst: providers punish bursts)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next_slot = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        slot = max(now, self.next_slot)
+        self.next_slot = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter, so many clients do not retry in lock-step."""
+    return min(_BACKOFF_BASE * 2 ** (attempt - 1), _BACKOFF_CAP) * random.uniform(0.5, 1.0)
+
+
+def _network_failure(exc: BaseException) -> Outcome:
+    """A transport error as an outcome. A request that may have reached the provider is
+    ``unknown`` rather than retried, because retrying it could send the message twice."""
+    text = redact(str(exc)) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return Outcome.failed(f"could not connect: {text}", code="connect", retryable=True)
+    if isinstance(exc, httpx.TransportError):
+        return Outcome(
+            state="unknown",
+            code="no-answer",
+            error=f"no complete answer from the provider ({type(exc).__name__}: {text}); "
+            "it may or may not have the message",
+        )
+    if isinstance(exc, OSError | asyncio.TimeoutError):
+        return Outcome.failed(f"network error: {text}", code="network", retryable=True)
+    log.exception("unexpected error in a channel adapter")
+    return Outcome.failed(f"internal error: {type(exc).__name__}: {text}", code="internal")
+
+
+class _ChannelRun:
+    """Delivers one channel's messages for one announcement."""
+
+    def __init__(
+        self,
+        announcer: Announcer,
+        plan: ChannelPlan,
+        result: ChannelResult,
+        *,
+        renderer: Renderer,
+        ledger: Ledger,
+        audience: _Audience | None,
+        sandbox: bool,
+        retry_unknown: bool,
+        progress: ProgressCallback | None,
+        control: RunControl,
+    ) -> None:
+        self.config = announcer.config
+        self.plan = plan
+        self.result = result
+        self.renderer = renderer
+        self.ledger = ledger
+        self.audience = audience
+        self.sandbox = sandbox
+        self.retry_unknown = retry_unknown
+        self.progress = progress
+        self.control = control
+        self.incident = renderer.incident
+        self.key = self.incident.key
+        settings = plan.settings
+        self.max_attempts = settings.max_attempts
+        self.max_retry_seconds = settings.max_retry_seconds
+        self.breaker = _Breaker(settings.breaker_threshold)
+        self.limiter = _RateLimiter(settings.effective_rate)
+        self.slots = asyncio.Semaphore(settings.effective_concurrency)
+        self.done = 0
+
+    def _channel(self) -> Channel:
+        name, kind = self.plan.name, self.plan.kind
+        if self.sandbox:
+            outbox = OutboxSettings(path=self.config.outbox)
+            return build_channel(name, kind, outbox, self.config)
+        return build_channel(name, kind, self.plan.settings, self.config)
+
+    def _stop_reason(self) -> str | None:
+        if self.control.stopping.is_set():
+            return "interrupted"
+        if self.breaker.open:
+            return (
+                f"paused after {self.breaker.failures} failures in a row from the provider; "
+                "the rest stays pending for the next send"
+            )
+        return self.result.stopped
+
+    async def run(self) -> None:
+        started = time.monotonic()
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            async with self._channel() as channel:
+                for unit in self._units(channel.batch_size):
+                    if self._stop_reason():
+                        break
+                    await self.slots.acquire()
+                    if self._stop_reason():
+                        self.slots.release()
+                        break
+                    claimed = self._claim(unit)
+                    if not claimed:
+                        self.slots.release()
+                        continue
+                    task = asyncio.create_task(self._deliver(channel, claimed))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                await self._drain(tasks)
+                self.result.fallback_reason = getattr(channel, "reason", None)
+        except Exception as exc:  # the channel could not even open: others go on
+            log.exception("channel %s failed", self.plan.name)
+            self.result.stopped = redact(str(exc)) or type(exc).__name__
+        finally:
+            await self._drain(tasks)
+        self.result.stopped = self.result.stopped or self._stop_reason()
+        self.result.seconds = time.monotonic() - started
+
+    async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
+        if not tasks:
+            return
+        if not self.control.stopping.is_set():
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return
+        _, late = await asyncio.wait(tasks, timeout=_GRACE_SECONDS)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
+    # --- planning --------------------------------------------------------------
+
+    def _units(self, batch_size: int) -> Iterator[list[tuple[str, Recipient | None]]]:
+        """Planned units of delivery, after recording them as ``pending`` in the ledger."""
+        if self.plan.kind not in PER_RECIPIENT_KINDS:
+            self.ledger.add_pending(self.key, self.incident.id, self.plan.name, [BROADCAST])
+            yield [(BROADCAST, None)]
+            return
+        assert self.audience is not None
+        targets = Targets(self.plan.kind, self.config.default_region)  # type: ignore[arg-type]
+        chunk: list[tuple[str, Recipient | None]] = []
+        for item in self.audience:
+            address = targets.address(item)
+            if address is None or not isinstance(item, Recipient):
+                continue
+            chunk.append((address, item))
+            if len(chunk) >= max(_PLAN_CHUNK, batch_size):
+                yield from self._plan_chunk(chunk, batch_size)
+                chunk = []
+        if chunk:
+            yield from self._plan_chunk(chunk, batch_size)
+
+    def _plan_chunk(
+        self, chunk: list[tuple[str, Recipient | None]], batch_size: int
+    ) -> Iterator[list[tuple[str, Recipient | None]]]:
+        self.ledger.add_pending(self.key, self.incident.id, self.plan.name, [a for a, _ in chunk])
+        for start in range(0, len(chunk), batch_size):
+            yield chunk[start : start + batch_size]
+
+    def _claim(self, unit: list[tuple[str, Recipient | None]]) -> list[Message]:
+        """Mark the unit's claimable rows ``sending`` and render their messages."""
+        addresses = [address for address, _ in unit]
+        claimed = set(
+            self.ledger.claim(self.key, self.plan.name, addresses, retry_unknown=self.retry_unknown)
+        )
+        if len(claimed) < len(unit):
+            self._count_unclaimed([a for a in addresses if a not in claimed])
+        reply_to = None
+        if self.plan.kind == "social" and claimed:
+            reply_to = self.ledger.latest_post(self.incident.id, self.plan.name)
+        return [
+            self.renderer.message(
+                self.plan.name,
+                self.plan.kind,
+                self.plan.settings,
+                address=address,
+                recipient=recipient,
+                reply_to=reply_to,
+            )
+            for address, recipient in unit
+            if address in claimed
+        ]
+
+    def _count_unclaimed(self, addresses: list[str]) -> None:
+        states = self.ledger.states(self.key, self.plan.name, addresses)
+        for address in addresses:
+            state = states.get(address)
+            if state == "sending":
+                self.result.busy_elsewhere += 1
+            elif state == "unknown":
+                self.result.unknown_kept += 1
+            else:
+                self.result.already_done += 1
+        self._advance(len(addresses))
+
+    def _advance(self, count: int) -> None:
+        self.done += count
+        if self.progress is not None:
+            self.progress(self.plan.name, self.done, self.plan.recipients)
+
+    # --- delivering ------------------------------------------------------------
+
+    async def _deliver(self, channel: Channel, messages: list[Message]) -> None:
+        try:
+            await self._attempts(channel, messages)
+        except asyncio.CancelledError:
+            # Interrupted mid-call: the provider may have the messages; never guess.
+            self.ledger.mark_unknown(
+                self.key,
+                self.plan.name,
+                [m.recipient for m in messages],
+                "interrupted while sending: the provider may or may not have it",
+            )
+            self.result.unknown_now += len(messages)
+            raise
+        finally:
+            self.slots.release()
+
+    async def _attempts(self, channel: Channel, messages: list[Message]) -> None:
+        attempt, waited = 1, 0.0
+        while True:
+            await self.limiter.wait()
+            try:
+                outcomes = await channel.send(messages)
+            except Exception as exc:
+                outcomes = [_network_failure(exc)] * len(messages)
+            self.breaker.record(outcomes)
+            retry = [
+                (m, o)
+                for m, o in zip(messages, outcomes, strict=True)
+                if o.state == "failed" and o.retryable and not o.fatal
+            ]
+            final = [
+                (m, o)
+                for m, o in zip(messages, outcomes, strict=True)
+                if not (o.state == "failed" and o.retryable and not o.fatal)
+            ]
+            self._finish(channel, final)
+            if any(o.fatal for o in outcomes):
+                first = next(o for o in outcomes if o.fatal)
+                self.result.stopped = f"stopped: {first.error_text}"
+            if not retry:
+                return
+            delay = max((o.retry_after or 0.0) for _, o in retry) or _backoff(attempt)
+            stop = self._stop_reason()
+            if stop:
+                # Paused or interrupted: not delivered, so left pending for the next send.
+                self.ledger.release(self.key, self.plan.name, [m.recipient for m, _ in retry])
+                self._advance(len(retry))
+                return
+            if attempt >= self.max_attempts or waited + delay > self.max_retry_seconds:
+                self._finish(channel, retry)
+                return
+            await asyncio.sleep(delay)
+            waited += delay
+            attempt += 1
+            messages = [m for m, _ in retry]
+            self.ledger.add_attempt(self.key, self.plan.name, [m.recipient for m in messages])
+
+    def _finish(self, channel: Channel, done: list[tuple[Message, Outcome]]) -> None:
+        if not done:
+            return
+        for _, outcome in done:
+            outcome.provider = outcome.provider or channel.driver
+            if outcome.state == "sent":
+                self.result.sent_now += 1
+                self.result.providers[outcome.provider] += 1
+            elif outcome.state == "unknown":
+                self.result.unknown_now += 1
+            else:
+                self.result.failed_now += 1
+        self.ledger.finish(self.key, self.plan.name, [(m.recipient, o) for m, o in done])
+        self._advance(len(done))

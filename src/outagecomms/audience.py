@@ -1,0 +1,158 @@
+"""The audience: a CSV streamed row by row into ``Recipient`` objects, then addressed per channel.
+
+Two steps, kept apart because they answer different questions:
+
+* ``CsvAudience`` reads the file: is this row readable at all? It yields a
+  ``Recipient`` per usable row and a ``SkippedRow`` (line and reason) for the
+  others, never holding more than one row in memory.
+* ``Targets`` addresses recipients for one channel: may this person get an
+  SMS (opted in, a valid number in E.164) or an email (not opted out, a valid
+  address), and have we already addressed them? It counts every row it does
+  not address, by reason, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import phonenumbers
+
+from .errors import AudienceError
+from .models import Recipient
+
+COLUMNS = ("email", "phone", "name", "locale", "sms_opt_in", "email_opt_in")
+CONTACT_COLUMNS = ("email", "phone")
+
+# Deliberately strict: what SendGrid and mail servers accept in practice (no spaces, quotes,
+# commas or angle brackets; a dotted domain). A refused address costs a failed request.
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_MAX_EMAIL_LENGTH = 254
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedRow:
+    """A row of the audience file that cannot be used, with the reason."""
+
+    line: int
+    reason: str
+
+
+class CsvAudience:
+    """An audience CSV, read afresh on every iteration (so preflight and sending each stream it).
+
+    Tolerates what spreadsheets produce: a UTF-8 BOM, CRLF line ends, blank
+    lines, extra columns, quoted fields, header names in any case. Bytes that
+    are not UTF-8 are replaced, so the row is judged on what remains.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __iter__(self) -> Iterator[Recipient | SkippedRow]:
+        try:
+            handle = self.path.open(encoding="utf-8-sig", errors="replace", newline="")
+        except FileNotFoundError:
+            raise AudienceError(
+                f"{self.path}: audience file not found; check 'audience:' in channels.yaml "
+                "or the --audience path"
+            ) from None
+        except OSError as exc:
+            raise AudienceError(f"{self.path}: cannot read the audience file: {exc}") from None
+        with handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            columns = self._columns(header)
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                values = {name: row[i] for name, i in columns.items() if i < len(row)}
+                try:
+                    yield Recipient(**values)
+                except ValueError:
+                    yield SkippedRow(reader.line_num, "invalid opt-in value")
+
+    def _columns(self, header: list[str] | None) -> dict[str, int]:
+        if header is None:
+            raise AudienceError(
+                f"{self.path}: the audience file is empty; it needs a header row "
+                f"({', '.join(COLUMNS)}) and one row per person"
+            )
+        names = [cell.strip().lower() for cell in header]
+        columns = {name: names.index(name) for name in COLUMNS if name in names}
+        if not any(name in columns for name in CONTACT_COLUMNS):
+            found = ", ".join(cell for cell in header if cell.strip()) or "nothing"
+            raise AudienceError(
+                f"{self.path}, line 1: no 'email' or 'phone' column (found: {found}); "
+                f"the header row must name the columns {', '.join(COLUMNS)}"
+            )
+        return columns
+
+
+def normalise_phone(raw: str, region: str) -> str | None:
+    """``raw`` in E.164 (``+12015550123``), or ``None`` when it is not a valid number."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str | None:
+    """``raw`` lower-cased, or ``None`` when it does not look deliverable.
+
+    Lower-casing the whole address (not only the domain) is what makes
+    ``Ada@Example.com`` and ``ada@example.com`` one person: mailbox providers
+    ignore case in practice, and one email too many is worse than the
+    theoretical case-sensitive mailbox.
+    """
+    address = raw.strip().lower()
+    if len(address) > _MAX_EMAIL_LENGTH or not _EMAIL.match(address):
+        return None
+    return address
+
+
+class Targets:
+    """Addresses recipients for one channel kind, once each, counting what it skips."""
+
+    def __init__(self, kind: Literal["sms", "email"], region: str) -> None:
+        self.kind = kind
+        self.region = region
+        self.skipped: Counter[str] = Counter()
+        self._seen: set[str] = set()
+
+    def address(self, item: Recipient | SkippedRow) -> str | None:
+        """The recipient's address on this channel, or ``None`` (and the reason counted)."""
+        if isinstance(item, SkippedRow):
+            return self._skip(item.reason)
+        if self.kind == "sms":
+            if item.phone is None:
+                return self._skip("no phone number")
+            address = normalise_phone(item.phone, self.region)
+            if address is None:
+                return self._skip("invalid phone number")
+            if not item.wants_sms:
+                return self._skip("not opted in to SMS")
+        else:
+            if item.email is None:
+                return self._skip("no email address")
+            address = normalise_email(item.email)
+            if address is None:
+                return self._skip("invalid email address")
+            if not item.wants_email:
+                return self._skip("opted out of email")
+        if address in self._seen:
+            return self._skip("duplicate")
+        self._seen.add(address)
+        return address
+
+    def _skip(self, reason: str) -> None:
+        self.skipped[reason] += 1
+        return None

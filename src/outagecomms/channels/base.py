@@ -1,0 +1,176 @@
+"""The contract every channel adapter follows, and the HTTP plumbing they share.
+
+An adapter is mostly data mapping: build the provider's request from a
+rendered ``Message`` and turn the provider's answer into an ``Outcome``.
+Retries, concurrency, rate limits, fallbacks and the ledger live in the
+announcer, never in an adapter.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import httpx
+
+from ..config import Config, DriverSettings, HttpDriverSettings
+from ..models import Kind, Message, Outcome
+from ..redact import redact
+
+CheckStatus = Literal["accepted", "refused", "not checkable", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What ``outagecomms check`` learnt about one channel's credentials."""
+
+    status: CheckStatus
+    detail: str = ""
+
+
+class Channel(ABC):
+    """One driver serving one configured channel.
+
+    Subclasses set ``batch_size`` when the provider takes many recipients in
+    one request, and implement ``send`` (one ``Outcome`` per message, in
+    order) and, where the provider has an authenticated read, ``check``.
+    """
+
+    #: Messages handed to one ``send`` call (SendGrid takes up to 1000 recipients a request).
+    batch_size: ClassVar[int] = 1
+
+    def __init__(self, name: str, kind: Kind, settings: DriverSettings, config: Config) -> None:
+        self.name = name
+        self.kind = kind
+        self.settings = settings
+        self.config = config
+
+    @property
+    def driver(self) -> str:
+        return self.settings.driver
+
+    async def open(self) -> None:  # noqa: B027 - most drivers hold nothing open
+        """Acquire connections; called once before the first ``send``."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release what ``open`` acquired."""
+
+    async def __aenter__(self) -> Channel:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def send(self, messages: Sequence[Message]) -> list[Outcome]:
+        """Deliver ``messages`` (at most ``batch_size``); one outcome per message, in order.
+
+        Network errors may be raised as they are: the announcer turns them
+        into transient failures.
+        """
+
+    async def probe(self) -> str | None:
+        """Why the provider cannot be used right now, or ``None`` when it looks up.
+
+        Only drivers that serve as a primary with a fallback need a real probe.
+        """
+        return None
+
+    async def check(self) -> CheckResult:
+        """Verify the credentials with a read that sends nothing."""
+        return CheckResult("not checkable", "no way to check without sending a message")
+
+
+class HttpChannel(Channel):
+    """A channel that talks HTTP through one shared ``httpx.AsyncClient``.
+
+    The client uses the aiohttp transport: httpx's default transport is
+    several times slower when hundreds of requests are in flight (measured
+    in PROVIDERS.md), and respx still mocks it with ``using="httpx"``.
+    """
+
+    settings: HttpDriverSettings
+    http: httpx.AsyncClient
+
+    def __init__(self, name: str, kind: Kind, settings: DriverSettings, config: Config) -> None:
+        super().__init__(name, kind, settings, config)
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.effective_base_url
+
+    def client_options(self) -> dict[str, Any]:
+        """Extra ``httpx.AsyncClient`` arguments (auth, headers) for this provider."""
+        return {}
+
+    async def open(self) -> None:
+        self.http = make_http_client(
+            timeout=self.settings.timeout,
+            connections=self.settings.effective_concurrency,
+            **self.client_options(),
+        )
+
+    async def close(self) -> None:
+        if hasattr(self, "http"):
+            await self.http.aclose()
+
+
+def make_http_client(*, timeout: float, connections: int, **options: Any) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` on the aiohttp transport, its pool sized to the concurrency."""
+    from httpx_aiohttp import AiohttpTransport
+
+    limits = httpx.Limits(max_connections=max(connections, 1), max_keepalive_connections=None)
+    headers = {"User-Agent": "outagecomms", **options.pop("headers", {})}
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits, trust_env=False),
+        timeout=httpx.Timeout(timeout),
+        headers=headers,
+        **options,
+    )
+
+
+def is_transient_status(status: int) -> bool:
+    """429 and 5xx may succeed later; other 4xx will not."""
+    return status == 429 or status >= 500
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait, from ``Retry-After`` (seconds or a date) or a rate-limit reset epoch."""
+    now = time.time() if now is None else now
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value)
+            if parsed is not None:
+                return max(parsed.timestamp() - now, 0.0)
+    for name in ("x-rate-limit-reset", "x-ratelimit-reset"):
+        reset = headers.get(name)
+        if reset and reset.isdigit():
+            return max(float(reset) - now, 0.0)
+    return None
+
+
+def http_failure(response: httpx.Response, code: str | int | None, message: str) -> Outcome:
+    """A failed ``Outcome`` for an HTTP error answer: transient for 429/5xx, fatal for 401."""
+    status = response.status_code
+    return Outcome.failed(
+        redact(f"HTTP {status}: {message}".strip()),
+        code=code if code is not None else status,
+        retryable=is_transient_status(status),
+        retry_after=retry_after(response.headers),
+        fatal=status == 401,
+    )
+
+
+def short(text: str, limit: int = 300) -> str:
+    """A provider's error body cut to a readable length, secrets removed."""
+    text = " ".join(text.split())
+    return redact(text if len(text) <= limit else text[: limit - 1] + "…")

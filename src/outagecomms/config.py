@@ -1,0 +1,425 @@
+"""channels.yaml plus the environment (or ``.env``) as typed settings, one model per driver.
+
+Secrets are never read from channels.yaml: they come from
+``OUTAGECOMMS_CHANNELS__<NAME>__<KEY>`` (``...__FALLBACK__<KEY>`` for a
+fallback driver), merged in by pydantic-settings, and are held as
+``SecretStr`` so they cannot leak through a repr.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+from .models import Kind
+from .redact import register_secret
+from .yamlfile import YamlDocument, load_yaml
+
+ENV_PREFIX = "OUTAGECOMMS_"
+CONFIG_ENV = "OUTAGECOMMS_CONFIG"
+DEFAULT_CONFIG = "channels.yaml"
+
+
+def env_name(*keys: str) -> str:
+    """The environment variable that sets a key, e.g. ``OUTAGECOMMS_CHANNELS__SMS__AUTH_TOKEN``."""
+    return ENV_PREFIX + "__".join(["CHANNELS", *keys]).upper()
+
+
+class Organization(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "Our company"
+    website: str | None = None
+    status_url: str | None = None
+
+
+class DriverSettings(BaseModel):
+    """Keys every channel takes. Subclasses add a driver's own keys and name its secrets."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    kind: ClassVar[Kind | None]
+    secrets: ClassVar[tuple[str, ...]] = ()
+    #: How many deliveries may be in flight at once unless the config says otherwise.
+    default_concurrency: ClassVar[int] = 1
+    #: Requests per second the provider tolerates, unless the config says otherwise.
+    default_rate: ClassVar[float | None] = None
+
+    driver: str
+    concurrency: int | None = Field(default=None, ge=1, le=1000)
+    rate_per_second: float | None = Field(default=None, gt=0)
+    templates: Path | None = None
+    #: Attempts per message for transient failures (the first try included).
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    #: Longest total time spent waiting between retries of one message, in seconds.
+    max_retry_seconds: float = Field(default=120.0, ge=0)
+    #: Consecutive transient failures after which the channel pauses for this run.
+    breaker_threshold: int = Field(default=20, ge=1)
+    fallback: DriverSettings | None = None
+
+    @property
+    def effective_concurrency(self) -> int:
+        return self.concurrency or self.default_concurrency
+
+    @property
+    def effective_rate(self) -> float | None:
+        return self.rate_per_second or self.default_rate
+
+    def missing_secrets(self) -> list[str]:
+        """Required secrets that are not set (drivers override for either/or credentials)."""
+        return [key for key in self.secrets if getattr(self, key) is None]
+
+
+class HttpDriverSettings(DriverSettings):
+    """A driver that talks HTTP: ``base_url`` points it at another endpoint or a test server."""
+
+    default_base_url: ClassVar[str] = ""
+
+    base_url: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+
+    @property
+    def effective_base_url(self) -> str:
+        return (self.base_url or self.default_base_url).rstrip("/")
+
+
+class TwilioSettings(HttpDriverSettings):
+    kind = "sms"
+    secrets = ("account_sid", "auth_token", "api_key", "api_secret")
+    default_concurrency = 20
+    default_base_url = "https://api.twilio.com"
+
+    driver: Literal["twilio"] = "twilio"
+    from_: str | None = Field(default=None, alias="from")
+    messaging_service_sid: str | None = None
+    max_segments: int = Field(default=3, ge=1, le=10)
+    status_callback: str | None = None
+    account_sid: SecretStr | None = None
+    auth_token: SecretStr | None = None
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+
+    def missing_secrets(self) -> list[str]:
+        missing = [] if self.account_sid else ["account_sid"]
+        if not self.auth_token and not (self.api_key and self.api_secret):
+            missing.append("auth_token")
+        return missing
+
+
+class XSettings(HttpDriverSettings):
+    kind = "social"
+    secrets = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+    secrets += ("bearer_token",)
+    default_base_url = "https://api.twitter.com"
+
+    driver: Literal["x"] = "x"
+    consumer_key: SecretStr | None = None
+    consumer_secret: SecretStr | None = None
+    access_token: SecretStr | None = None
+    access_token_secret: SecretStr | None = None
+    bearer_token: SecretStr | None = None
+
+    def missing_secrets(self) -> list[str]:
+        if self.bearer_token:
+            return []
+        oauth1 = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
+        return [key for key in oauth1 if getattr(self, key) is None]
+
+
+class FileBannerSettings(DriverSettings):
+    kind = "banner"
+
+    driver: Literal["file"] = "file"
+    path: Path = Path("public")
+
+
+class HttpBannerSettings(HttpDriverSettings):
+    kind = "banner"
+    secrets = ("token",)
+
+    driver: Literal["http"] = "http"
+    url: str
+    method: Literal["PUT", "POST"] = "PUT"
+    token: SecretStr | None = None
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def missing_secrets(self) -> list[str]:
+        return []  # a banner endpoint may be open; the token is optional
+
+
+class SendGridSettings(HttpDriverSettings):
+    kind = "email"
+    secrets = ("api_key",)
+    default_concurrency = 4
+    default_base_url = "https://api.sendgrid.com"
+
+    driver: Literal["sendgrid"] = "sendgrid"
+    from_: str | None = Field(default=None, alias="from")
+    from_name: str | None = None
+    reply_to: str | None = None
+    asm_group_id: int | None = None
+    sandbox_mode: bool = False
+    api_key: SecretStr | None = None
+
+
+class SmtpSettings(DriverSettings):
+    kind = "email"
+    secrets = ("password",)
+    default_concurrency = 4
+
+    driver: Literal["smtp"] = "smtp"
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    username: str | None = None
+    from_: str | None = Field(default=None, alias="from")
+    from_name: str | None = None
+    reply_to: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+    password: SecretStr | None = None
+
+    def missing_secrets(self) -> list[str]:
+        return ["password"] if self.username and not self.password else []
+
+
+class SlackSettings(DriverSettings):
+    kind = "team"
+    secrets = ("webhook_url",)
+    default_rate = 1.0
+
+    driver: Literal["slack"] = "slack"
+    webhook_url: SecretStr | None = None
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class OutboxSettings(DriverSettings):
+    """The local outbox used by ``--sandbox``: one file per message, no provider at all."""
+
+    kind = None  # any kind: it takes the kind of the channel it stands in for
+    default_concurrency = 8
+
+    driver: Literal["outbox"] = "outbox"
+    path: Path = Path(".outagecomms/outbox")
+
+
+DRIVERS: dict[str, type[DriverSettings]] = {
+    "twilio": TwilioSettings,
+    "x": XSettings,
+    "file": FileBannerSettings,
+    "http": HttpBannerSettings,
+    "sendgrid": SendGridSettings,
+    "smtp": SmtpSettings,
+    "slack": SlackSettings,
+    "outbox": OutboxSettings,
+}
+
+ALL_SECRET_KEYS = frozenset(key for cls in DRIVERS.values() for key in cls.secrets) | {"password"}
+
+
+class Config(BaseModel):
+    """The whole configuration: organization, audience, ledger and the channels by name."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    path: Path
+    organization: Organization = Field(default_factory=Organization)
+    audience: Path | None = None
+    default_region: str = "US"
+    ledger: str = "sqlite:///.outagecomms/ledger.db"
+    templates: Path = Path("templates")
+    outbox: Path = Path(".outagecomms/outbox")
+    channels: dict[str, DriverSettings] = Field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        """The folder of channels.yaml: relative paths in it are relative to this."""
+        return self.path.parent
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def ledger_path(self) -> Path:
+        match = re.fullmatch(r"sqlite:///(.+)", self.ledger)
+        if not match:
+            raise ConfigError(
+                f"{self.path}: ledger '{self.ledger}' is not supported yet; "
+                "use sqlite:///path/to/ledger.db"
+            )
+        return self.resolve(Path(match.group(1)))
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        import phonenumbers
+
+        value = value.upper()
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"'{value}' is not a region code such as US, GB or DE")
+        return value
+
+    @model_validator(mode="after")
+    def _channel_names(self) -> Config:
+        for name in self.channels:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(
+                    f"channel name '{name}' must be lower-case letters, digits and _ "
+                    "(it is also part of environment variable names)"
+                )
+        return self
+
+
+class _EnvOverrides(BaseSettings):
+    """Values from the environment and .env, in the same shape as channels.yaml."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="ignore",
+    )
+
+    organization: dict[str, Any] = {}
+    audience: str | None = None
+    default_region: str | None = None
+    ledger: str | None = None
+    templates: str | None = None
+    channels: dict[str, dict[str, Any]] = {}
+
+
+def config_path(path: str | Path | None = None) -> Path:
+    """The config file to use: the argument, else $OUTAGECOMMS_CONFIG, else ./channels.yaml."""
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read channels.yaml and the environment; any problem raises ``ConfigError``."""
+    file = config_path(path)
+    doc = load_yaml(file, ConfigError, "config file (create one with 'outagecomms init')")
+    _refuse_literal_secrets(doc)
+    env_files = [p for p in {file.parent / ".env", Path(".env")} if p.is_file()]
+    overrides = _EnvOverrides(_env_file=env_files or None).model_dump(exclude_unset=True)
+    data = _deep_merge(doc.data, overrides)
+    channels = data.pop("channels", None) or {}
+    if not isinstance(channels, dict):
+        raise ConfigError(f"{doc.where(('channels',))}: 'channels' must map names to settings")
+    data["channels"] = {
+        name: _channel_settings(doc, (str(name),), raw, {}) for name, raw in channels.items()
+    }
+    try:
+        config = Config.model_validate({"path": file, **data})
+    except ValidationError as exc:
+        raise ConfigError(doc.describe(exc)) from None
+    for settings in config.channels.values():
+        _register_secrets(settings)
+    return config
+
+
+def _channel_settings(
+    doc: YamlDocument, name: tuple[str, ...], raw: Any, inherited: dict[str, Any]
+) -> DriverSettings:
+    loc: tuple[str, ...] = ("channels", *name)
+    label = ".".join(name)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{doc.where(loc)}: channel '{label}' must be a mapping of keys")
+    driver = raw.get("driver")
+    if driver not in DRIVERS:
+        known = ", ".join(sorted(DRIVERS))
+        hint = difflib.get_close_matches(str(driver), DRIVERS, n=1)
+        did_you_mean = f"; did you mean '{hint[0]}'?" if hint else f" (known: {known})"
+        problem = "has no 'driver'" if driver is None else f"has unknown driver '{driver}'"
+        raise ConfigError(
+            f"{doc.where((*loc, 'driver'))}: channel '{label}' {problem}{did_you_mean}"
+        )
+    cls = DRIVERS[driver]
+    own = {key: value for key, value in raw.items() if key != "fallback"}
+    # A fallback inherits the keys of its channel that it also understands (from, from_name...).
+    accepted = {f.alias or n for n, f in cls.model_fields.items()} | set(cls.model_fields)
+    values = {k: v for k, v in inherited.items() if k in accepted and k not in ("driver",)}
+    values.update(own)
+    fallback_raw = raw.get("fallback")
+    if fallback_raw is not None:
+        values["fallback"] = _channel_settings(doc, (*name, "fallback"), fallback_raw, own)
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        message = doc.describe(exc, prefix=loc)
+        first = exc.errors()[0]
+        if first["type"] == "extra_forbidden":
+            key = str(first["loc"][-1])
+            hint = difflib.get_close_matches(key, accepted, n=1)
+            if hint:
+                message += f"; did you mean '{hint[0]}'?"
+        raise ConfigError(message) from None
+
+
+def _refuse_literal_secrets(doc: YamlDocument) -> None:
+    channels = doc.data.get("channels")
+    if not isinstance(channels, dict):
+        return
+    for name, raw in channels.items():
+        path: tuple[str, ...] = (str(name),)
+        while isinstance(raw, dict):
+            for key in raw:
+                if key in ALL_SECRET_KEYS and raw[key] not in (None, ""):
+                    raise ConfigError(
+                        f"{doc.where(('channels', *path, key))}: '{key}' is a secret and must not "
+                        f"be written in {doc.path.name}; remove it and set {env_name(*path, key)} "
+                        "in the environment or in a .env file"
+                    )
+            raw = raw.get("fallback")
+            path = (*path, "fallback")
+
+
+def _register_secrets(settings: DriverSettings) -> None:
+    for value in settings.__dict__.values():
+        if isinstance(value, SecretStr):
+            register_secret(value.get_secret_value())
+    if settings.fallback is not None:
+        _register_secrets(settings.fallback)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``; channel names match case-insensitively (env names are lowered)."""
+    merged = dict(base)
+    lowered = {str(key).lower(): key for key in merged}
+    for key, value in extra.items():
+        target = lowered.get(str(key).lower(), key)
+        if isinstance(value, dict) and isinstance(merged.get(target), dict):
+            merged[target] = _deep_merge(merged[target], value)
+        else:
+            merged[target] = value
+    return merged
+
+
+def require_credentials(name: str, settings: DriverSettings) -> None:
+    """Raise ``ConfigError`` naming the variable to set when a channel lacks a credential."""
+    for path, current in ((name,), settings), ((name, "fallback"), settings.fallback):
+        if current is None:
+            continue
+        missing = current.missing_secrets()
+        if missing:
+            variables = " and ".join(env_name(*path, key) for key in missing)
+            raise ConfigError(
+                f"channel '{name}' ({current.driver}) has no credentials: set {variables} "
+                "in the environment or in a .env file (or try --sandbox, which needs none)"
+            )

@@ -1,0 +1,67 @@
+"""The exception tree of outagecomms.
+
+Every error the package raises on purpose derives from ``OutageCommsError``::
+
+    OutageCommsError
+    ├── InputError             bad input or configuration; raised before anything is sent (exit 2)
+    │   ├── ConfigError        channels.yaml, the environment, a missing credential
+    │   ├── IncidentError      the incident file
+    │   ├── AudienceError      the audience file (a missing file, no usable column)
+    │   ├── TemplateError      a missing template, a syntax error, an undefined variable
+    │   └── LimitError         a rendered message over a channel's limit (segments, 280, ...)
+    └── DeliveryError          a provider refused or failed a delivery; carries ``channel``,
+                               ``code`` and ``retryable``
+
+Messages are one line, say which file/key/line is wrong and what to do next,
+and never contain a secret (they pass through ``outagecomms.redact``).
+"""
+
+from __future__ import annotations
+
+
+class OutageCommsError(Exception):
+    """Root of every error raised by outagecomms."""
+
+    exit_code: int = 1
+
+
+class InputError(OutageCommsError):
+    """Bad input or configuration, detected before anything was sent."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    """channels.yaml, the environment or a credential is wrong or missing."""
+
+
+class IncidentError(InputError):
+    """The incident file cannot be read or does not follow the incident format."""
+
+
+class AudienceError(InputError):
+    """The audience file cannot be read or has no usable column."""
+
+
+class TemplateError(InputError):
+    """A template is missing, does not parse, or uses an undefined variable."""
+
+
+class LimitError(InputError):
+    """A rendered message does not fit its channel (SMS segments, post length, subject)."""
+
+
+class DeliveryError(OutageCommsError):
+    """A provider refused or failed one delivery.
+
+    ``retryable`` is true for transient failures (timeouts, 429, 5xx) that a
+    later attempt may fix, false for permanent ones (invalid number, opted out).
+    """
+
+    def __init__(
+        self, message: str, *, channel: str, code: str | None = None, retryable: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.channel = channel
+        self.code = code
+        self.retryable = retryable

@@ -1,0 +1,262 @@
+"""Templates -> messages: the Jinja environment, template lookup, and each channel's limits.
+
+Lookup for a part (DESIGN §6), first found wins::
+
+    <channel templates>/<kind>.<status>.<part>.j2, <channel templates>/<kind>.<part>.j2,
+    <config templates>/<kind>.<status>.<part>.j2,  <config templates>/<kind>.<part>.j2,
+    packaged defaults, status-specific then generic.
+
+The environment is sandboxed, undefined variables are errors, and ``.html``
+parts are autoescaped. A per-recipient template that never mentions
+``recipient`` is rendered once per run instead of once per person.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from .config import Config, DriverSettings, TwilioSettings, XSettings
+from .errors import LimitError, TemplateError
+from .limits import TWILIO_MAX_BODY, X_MAX_WEIGHTED_LENGTH, sms_length, x_weighted_length
+from .models import Incident, Kind, Message, Recipient
+
+PACKAGED_TEMPLATES = Path(__file__).parent / "templates"
+PARTS: dict[str, tuple[str, ...]] = {
+    "sms": ("txt",),
+    "social": ("txt",),
+    "banner": ("html",),
+    "team": ("txt",),
+    "email": ("subject", "txt", "html"),
+}
+EMAIL_SUBJECT_MAX = 200
+
+
+def _when(value: datetime | None, fmt: str = "%H:%M UTC") -> str:
+    """Format a timestamp for people (templates: ``{{ incident.eta | when }}``)."""
+    return "" if value is None else value.strftime(fmt)
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is not None and name.endswith(".html.j2")
+
+
+@dataclass(slots=True)
+class _Part:
+    template: jinja2.Template
+    per_recipient: bool
+
+
+class Renderer:
+    """Renders one incident for every channel of one configuration."""
+
+    def __init__(self, config: Config, incident: Incident) -> None:
+        self.config = config
+        self.incident = incident
+        self._roots: dict[str, Path] = {}
+        loaders: dict[str, jinja2.BaseLoader] = {}
+        for name, settings in config.channels.items():
+            if settings.templates is not None:
+                loaders[f"channel-{name}"] = jinja2.FileSystemLoader(
+                    config.resolve(settings.templates)
+                )
+                self._roots[f"channel-{name}"] = config.resolve(settings.templates)
+        loaders["config"] = jinja2.FileSystemLoader(config.resolve(config.templates))
+        self._roots["config"] = config.resolve(config.templates)
+        loaders["default"] = jinja2.FileSystemLoader(PACKAGED_TEMPLATES)
+        self._roots["default"] = PACKAGED_TEMPLATES
+        self.env = SandboxedEnvironment(
+            loader=jinja2.PrefixLoader(loaders, delimiter="/"),
+            undefined=jinja2.StrictUndefined,
+            autoescape=_autoescape,
+            auto_reload=False,
+            keep_trailing_newline=False,
+        )
+        self.env.filters["when"] = _when
+        self._parts: dict[tuple[str, str], _Part] = {}
+        self._shared: dict[tuple[str, str], str] = {}
+        org = config.organization
+        self._base_context: dict[str, Any] = {
+            "incident": incident,
+            "organization": org,
+            "vars": types.MappingProxyType(dict(incident.vars)),
+        }
+
+    # --- templates -------------------------------------------------------------
+
+    def candidates(self, channel: str, kind: str, part: str) -> list[str]:
+        """Template names to try, in lookup order."""
+        status = self.incident.status
+        prefixes = [p for p in (f"channel-{channel}", "config", "default") if p in self._roots]
+        return [
+            f"{prefix}/{name}"
+            for prefix in prefixes
+            for name in (f"{kind}.{status}.{part}.j2", f"{kind}.{part}.j2")
+        ]
+
+    def _part(self, channel: str, kind: str, part: str) -> _Part:
+        cached = self._parts.get((channel, part))
+        if cached is not None:
+            return cached
+        names = self.candidates(channel, kind, part)
+        try:
+            template = self.env.select_template(names)
+        except jinja2.TemplatesNotFound:
+            shown = ", ".join(str(self._display(n)) for n in names[:2])
+            raise TemplateError(
+                f"channel '{channel}': no {kind} template for '{part}' (looked for {shown} and the"
+                " packaged defaults); add one or run 'outagecomms init' to copy the defaults"
+            ) from None
+        except jinja2.TemplateSyntaxError as exc:
+            where = f"{exc.filename or exc.name}, line {exc.lineno}"
+            raise TemplateError(f"{where}: template syntax error: {exc.message}") from None
+        source = Path(template.filename or "").read_text(encoding="utf-8")
+        referenced = jinja2.meta.find_undeclared_variables(self.env.parse(source))
+        result = _Part(template, per_recipient="recipient" in referenced)
+        self._parts[(channel, part)] = result
+        return result
+
+    def _display(self, name: str) -> Path:
+        prefix, _, rest = name.partition("/")
+        return self._roots[prefix] / rest
+
+    def template_files(self, channel: str, kind: str) -> list[Path]:
+        """The file used for each part of a channel (for previews and ``check``)."""
+        return [
+            Path(self._part(channel, kind, part).template.filename or "") for part in PARTS[kind]
+        ]
+
+    # --- rendering -------------------------------------------------------------
+
+    def render_parts(
+        self, channel: str, kind: str, recipient: Recipient | None = None
+    ) -> dict[str, str]:
+        """Every part of a channel's message, stripped of surrounding whitespace."""
+        rendered: dict[str, str] = {}
+        for part in PARTS[kind]:
+            entry = self._part(channel, kind, part)
+            if not entry.per_recipient and (channel, part) in self._shared:
+                rendered[part] = self._shared[(channel, part)]
+                continue
+            context = {
+                **self._base_context,
+                "channel": {"name": channel, "kind": kind},
+            }
+            if recipient is not None:
+                context["recipient"] = recipient
+            try:
+                text = entry.template.render(context).strip()
+            except jinja2.UndefinedError as exc:
+                raise TemplateError(
+                    f"{entry.template.filename}, line {_template_line(exc, entry.template)}: "
+                    f"{exc.message}; use only incident, organization, recipient, channel and vars"
+                    " (add custom values under 'vars:' in the incident)"
+                ) from None
+            except jinja2.TemplateError as exc:
+                raise TemplateError(f"{entry.template.filename}: {exc}") from None
+            if not entry.per_recipient:
+                self._shared[(channel, part)] = text
+            rendered[part] = text
+        return rendered
+
+    def message(
+        self,
+        channel: str,
+        kind: Kind,
+        settings: DriverSettings,
+        *,
+        address: str,
+        recipient: Recipient | None = None,
+        reply_to: str | None = None,
+    ) -> Message:
+        """Render and check one message; ``LimitError`` if it does not fit its channel."""
+        parts = self.render_parts(channel, kind, recipient)
+        check_limits(channel, kind, settings, parts, address)
+        if kind == "email":
+            return Message(
+                channel=channel,
+                kind=kind,
+                recipient=address,
+                text=parts["txt"],
+                subject=parts["subject"],
+                html=parts["html"],
+                name=recipient.name if recipient else None,
+                incident=self.incident,
+            )
+        body = parts["html"] if kind == "banner" else parts["txt"]
+        return Message(
+            channel=channel,
+            kind=kind,
+            recipient=address,
+            text=body,
+            incident=self.incident,
+            reply_to=reply_to,
+        )
+
+
+def _template_line(exc: BaseException, template: jinja2.Template) -> int | str:
+    """The template line an error came from (Jinja rewrites tracebacks to template lines)."""
+    line: int | str = "?"
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == template.filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def check_limits(
+    channel: str, kind: str, settings: DriverSettings, parts: dict[str, str], address: str
+) -> None:
+    """Raise ``LimitError`` when a rendered message would be refused or cost too much."""
+    who = "" if address == "-" else f" for {address}"
+    for part, text in parts.items():
+        if not text:
+            raise LimitError(f"channel '{channel}': the {kind} {part} renders empty{who}")
+    if kind == "sms":
+        text = parts["txt"]
+        length = sms_length(text)
+        limit = settings.max_segments if isinstance(settings, TwilioSettings) else 3
+        if length.segments > limit:
+            raise LimitError(
+                f"channel '{channel}': the SMS{who} is {length.segments} segments "
+                f"({length.characters} characters, {length.encoding}), over max_segments {limit}; "
+                "shorten the sms template or the incident summary, or raise max_segments"
+                + (
+                    " (one non-GSM character such as ’ or an emoji makes the whole text UCS-2)"
+                    if length.encoding == "UCS-2"
+                    else ""
+                )
+            )
+        if len(text) > TWILIO_MAX_BODY:
+            raise LimitError(
+                f"channel '{channel}': the SMS{who} is {len(text)} characters, over Twilio's "
+                f"{TWILIO_MAX_BODY}; shorten the sms template"
+            )
+    elif kind == "social" and (isinstance(settings, XSettings) or settings.driver == "outbox"):
+        weighted = x_weighted_length(parts["txt"])
+        if weighted > X_MAX_WEIGHTED_LENGTH:
+            raise LimitError(
+                f"channel '{channel}': the post is {weighted} weighted characters, over X's "
+                f"{X_MAX_WEIGHTED_LENGTH} (links count 23, CJK and emoji 2); shorten the social "
+                "template or the incident summary"
+            )
+    elif kind == "email":
+        subject = parts["subject"]
+        if "\n" in subject or "\r" in subject:
+            raise LimitError(
+                f"channel '{channel}': the email subject{who} spans several lines; "
+                "keep the subject template on one line"
+            )
+        if len(subject) > EMAIL_SUBJECT_MAX:
+            raise LimitError(
+                f"channel '{channel}': the email subject{who} is {len(subject)} characters, over "
+                f"{EMAIL_SUBJECT_MAX}; shorten the subject template or the incident title"
+            )

@@ -1,0 +1,103 @@
+"""YAML loading that remembers where each key stood, so errors can name a line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+Loc = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves timestamps as text.
+
+    PyYAML turns ``2026-13-45`` into a crash deep inside its constructor;
+    as text, pydantic parses it and the error names the key and line.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass
+class YamlDocument:
+    """A parsed YAML mapping plus the 1-based line of every key in it."""
+
+    path: Path
+    data: dict[str, Any]
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    def line_of(self, loc: Sequence[str | int]) -> int | None:
+        """The line of the deepest key of ``loc`` that exists in the file."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return None
+
+    def where(self, loc: Sequence[str | int]) -> str:
+        """``file, line N`` for a key path, for error messages."""
+        line = self.line_of(loc)
+        return f"{self.path}, line {line}" if line else str(self.path)
+
+    def describe(self, error: ValidationError, prefix: Loc = ()) -> str:
+        """The first problem of a pydantic error as one line naming the key and line."""
+        first = error.errors()[0]
+        loc = prefix + tuple(first["loc"])
+        key = ".".join(str(part) for part in loc) or "(top level)"
+        if first["type"] == "extra_forbidden":
+            problem = "is not a known key (check its spelling)"
+        elif first["type"] == "missing":
+            problem = "is required but missing"
+        else:
+            problem = first["msg"][0].lower() + first["msg"][1:]
+            if "input" in first and not isinstance(first["input"], dict | list):
+                problem += f" (got {first['input']!r})"
+        return f"{self.where(loc)}: '{key}' {problem}"
+
+
+def load_yaml(path: Path, error: type[Exception], what: str) -> YamlDocument:
+    """Read a YAML mapping from ``path``; problems raise ``error`` with a one-line message."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read {what}: {exc}") from None
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f", line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"{path}{line}: not valid YAML ({problem}); fix the syntax") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise error(f"{path}: {what} must be a YAML mapping of keys to values")
+    doc = YamlDocument(path=path, data=data)
+    if node is not None:
+        _record_lines(node, (), doc.lines)
+    return doc
+
+
+def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+            _record_lines(value_node, (*loc, key), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[(*loc, index)] = item.start_mark.line + 1
+            _record_lines(item, (*loc, index), lines)

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from outagecomms import Ledger, Outcome
+
+KEY, INCIDENT = "mail-down/investigating", "mail-down"
+PEOPLE = [f"+1201555{n:04d}" for n in range(50)]
+
+
+def test_rows_start_pending_and_are_claimed_once(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        ledger.add_pending(KEY, INCIDENT, "sms", PEOPLE)
+        ledger.add_pending(KEY, INCIDENT, "sms", PEOPLE)  # planning twice changes nothing
+        assert ledger.counts(KEY, "sms")["pending"] == 50
+        assert ledger.claim(KEY, "sms", PEOPLE[:10]) == PEOPLE[:10]
+        assert ledger.claim(KEY, "sms", PEOPLE[:20]) == PEOPLE[10:20]  # sending rows are held
+        assert ledger.counts(KEY, "sms")["sending"] == 20
+
+
+def test_sent_rows_are_never_claimed_again(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        ledger.add_pending(KEY, INCIDENT, "sms", PEOPLE[:3])
+        claimed = ledger.claim(KEY, "sms", PEOPLE[:3])
+        failed = Outcome.failed("Attempt to send to unsubscribed recipient", code=21610)
+        failed.provider = "twilio"
+        ledger.finish(
+            KEY,
+            "sms",
+            [(claimed[0], Outcome.sent("SM1")), (claimed[1], failed), (claimed[2], Outcome.sent())],
+        )
+        counts = ledger.counts(KEY, "sms")
+        assert (counts["sent"], counts["failed"], counts["sending"]) == (2, 1, 0)
+        # A re-run may retry the failed row, never the sent ones.
+        assert ledger.claim(KEY, "sms", PEOPLE[:3]) == [PEOPLE[1]]
+        row = next(r for r in ledger.rows(INCIDENT) if r.recipient == PEOPLE[1])
+        assert row.attempts == 2
+        assert row.error == "21610: Attempt to send to unsubscribed recipient"
+        assert row.provider == "twilio"
+
+
+def test_announcements_and_modes_are_separate(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger(path, mode="sandbox") as sandbox:
+        sandbox.add_pending(KEY, INCIDENT, "sms", PEOPLE[:1])
+        sandbox.finish(
+            KEY, "sms", [(c, Outcome.sent()) for c in sandbox.claim(KEY, "sms", PEOPLE[:1])]
+        )
+    with Ledger(path) as live:
+        # A rehearsal in the sandbox never counts as a real delivery.
+        live.add_pending(KEY, INCIDENT, "sms", PEOPLE[:1])
+        assert live.claim(KEY, "sms", PEOPLE[:1]) == PEOPLE[:1]
+        live.add_pending(f"{INCIDENT}/resolved", INCIDENT, "sms", PEOPLE[:1])
+        assert live.claim(f"{INCIDENT}/resolved", "sms", PEOPLE[:1]) == PEOPLE[:1]
+        rows = list(live.rows(INCIDENT))
+    assert sorted((r.announcement, r.sandbox) for r in rows) == [
+        (KEY, False),
+        (KEY, True),
+        (f"{INCIDENT}/resolved", False),
+    ]
+
+
+def test_latest_post_for_threads(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        assert ledger.latest_post(INCIDENT, "social") is None
+        for key, post in ((KEY, "100"), (f"{INCIDENT}/identified", "200")):
+            ledger.add_pending(key, INCIDENT, "social", ["-"])
+            ledger.finish(
+                key, "social", [(c, Outcome.sent(post)) for c in ledger.claim(key, "social", ["-"])]
+            )
+        assert ledger.latest_post(INCIDENT, "social") == "200"
+        assert ledger.latest_post("other", "social") is None
+
+
+CRASHER = """
+import os, sys
+from pathlib import Path
+from outagecomms import Ledger
+ledger = Ledger(Path(sys.argv[1]))
+people = sys.argv[2:]
+ledger.add_pending("mail-down/investigating", "mail-down", "sms", people)
+print(len(ledger.claim("mail-down/investigating", "sms", people)), flush=True)
+os.kill(os.getpid(), 9)  # a crash right after marking the rows 'sending'
+"""
+
+
+def test_crash_leaves_sending_rows_that_become_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHER, str(path), *PEOPLE[:5]], capture_output=True, text=True
+    )
+    assert proc.returncode == -signal.SIGKILL and proc.stdout.strip() == "5"
+    with Ledger(path) as ledger:
+        assert ledger.counts(KEY, "sms")["sending"] == 5
+        assert ledger.recover_crashed() == 5
+        assert ledger.counts(KEY, "sms")["unknown"] == 5
+        # Unknown rows are not sent again unless the operator asks.
+        assert ledger.claim(KEY, "sms", PEOPLE[:5]) == []
+        assert ledger.claim(KEY, "sms", PEOPLE[:5], retry_unknown=True) == PEOPLE[:5]
+
+
+def test_a_live_process_keeps_its_sending_rows(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "ledger.db") as mine, Ledger(tmp_path / "ledger.db") as other:
+        mine.add_pending(KEY, INCIDENT, "sms", PEOPLE[:2])
+        mine.claim(KEY, "sms", PEOPLE[:2])
+        assert other.recover_crashed() == 0  # this process is alive: its rows are in flight
+
+
+CLAIMER = """
+import json, sys
+from pathlib import Path
+from outagecomms import Ledger, Outcome
+ledger = Ledger(Path(sys.argv[1]))
+people = json.loads(sys.argv[2])
+got = []
+for start in range(0, len(people), 7):
+    chunk = people[start:start + 7]
+    ledger.add_pending("k/investigating", "k", "sms", chunk)
+    claimed = ledger.claim("k/investigating", "sms", chunk)
+    ledger.finish("k/investigating", "sms", [(c, Outcome.sent()) for c in claimed])
+    got += claimed
+print(json.dumps(got))
+"""
+
+
+def test_two_processes_never_claim_the_same_row(tmp_path: Path) -> None:
+    people = [f"p{n}@example.com" for n in range(400)]
+    path = tmp_path / "ledger.db"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, str(path), json.dumps(people)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    claimed = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(claimed[0] + claimed[1]) == sorted(people)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*), SUM(attempts) FROM deliveries").fetchone() == (400, 400)
