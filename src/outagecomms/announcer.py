@@ -16,6 +16,7 @@ The order is what makes the promises hold:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import logging
 import random
@@ -29,7 +30,7 @@ import httpx
 
 from .audience import CsvAudience, SkippedRow, Targets
 from .channels import build_channel
-from .channels.base import Channel, CheckResult
+from .channels.base import Channel, CheckResult, never_reached_provider
 from .config import Config, DriverSettings, OutboxSettings, load_config, require_credentials
 from .errors import ConfigError, IncidentError
 from .ledger import Ledger
@@ -103,13 +104,23 @@ class _Audience:
 
 
 class RunControl:
-    """Lets a caller (the CLI's signal handler) stop a run gracefully."""
+    """Lets a caller (the CLI's signal handler) stop a run.
+
+    ``stop`` is graceful: nothing new is sent, messages in flight get a grace
+    period to finish, the rest stays ``pending``. ``abort`` (a second Ctrl-C)
+    stops waiting for messages in flight: they are marked ``unknown``.
+    """
 
     def __init__(self) -> None:
         self.stopping = asyncio.Event()
+        self.aborting = asyncio.Event()
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def abort(self) -> None:
+        self.stopping.set()
+        self.aborting.set()
 
 
 class Announcer:
@@ -341,18 +352,22 @@ class Announcer:
 
 
 class _Breaker:
-    """Counts consecutive transient failures; opens (pauses the channel) at a threshold."""
+    """Counts consecutive transiently failed provider calls; opens (pauses the channel)
+    at a threshold.
+
+    A call counts once however many messages it carried: one refused SendGrid batch
+    is one failure of the provider, not a thousand.
+    """
 
     def __init__(self, threshold: int) -> None:
         self.threshold = threshold
         self.failures = 0
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
-        for outcome in outcomes:
-            if outcome.state == "failed" and outcome.retryable:
-                self.failures += 1
-            else:
-                self.failures = 0
+        if outcomes and all(o.state == "failed" and o.retryable for o in outcomes):
+            self.failures += 1
+        elif outcomes:
+            self.failures = 0
 
     @property
     def open(self) -> bool:
@@ -385,7 +400,7 @@ def _network_failure(exc: BaseException) -> Outcome:
     """A transport error as an outcome. A request that may have reached the provider is
     ``unknown`` rather than retried, because retrying it could send the message twice."""
     text = redact(str(exc)) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+    if never_reached_provider(exc):
         return Outcome.failed(f"could not connect: {text}", code="connect", retryable=True)
     if isinstance(exc, httpx.TransportError):
         return Outcome(
@@ -459,20 +474,7 @@ class _ChannelRun:
         tasks: set[asyncio.Task[None]] = set()
         try:
             async with self._channel() as channel:
-                for unit in self._units(channel.batch_size):
-                    if self._stop_reason():
-                        break
-                    await self.slots.acquire()
-                    if self._stop_reason():
-                        self.slots.release()
-                        break
-                    claimed = self._claim(unit)
-                    if not claimed:
-                        self.slots.release()
-                        continue
-                    task = asyncio.create_task(self._deliver(channel, claimed))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                await self._feed(channel, tasks)
                 await self._drain(tasks)
                 self.result.fallback_reason = getattr(channel, "reason", None)
         except Exception as exc:  # the channel could not even open: others go on
@@ -483,16 +485,70 @@ class _ChannelRun:
         self.result.stopped = self.result.stopped or self._stop_reason()
         self.result.seconds = time.monotonic() - started
 
+    async def _feed(self, channel: Channel, tasks: set[asyncio.Task[None]]) -> None:
+        """Claim unit after unit and start its delivery, as slots free up, until done or
+        stopped."""
+        for unit in self._units(channel.batch_size):
+            for group, rendered in self._split(channel, unit):
+                if self._stop_reason() or not await self._acquire_slot():
+                    return
+                if self._stop_reason():
+                    self.slots.release()
+                    return
+                claimed = self._claim(group, rendered)
+                if not claimed:
+                    self.slots.release()
+                    continue
+                task = asyncio.create_task(self._deliver(channel, claimed))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+    async def _acquire_slot(self) -> bool:
+        """Wait for a free delivery slot; False (and no slot held) when the run is stopped."""
+        if self.control.stopping.is_set():
+            return False
+        acquire = asyncio.ensure_future(self.slots.acquire())
+        stop = asyncio.ensure_future(self.control.stopping.wait())
+        try:
+            await asyncio.wait((acquire, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not acquire.done():
+                acquire.cancel()
+            await asyncio.gather(acquire, stop, return_exceptions=True)
+        return not acquire.cancelled()
+
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
-        if not tasks:
+        """Wait for deliveries in flight. Once the run is stopped they get a grace period
+        (none after ``abort``); those still running then are cancelled, which marks
+        their messages ``unknown``."""
+        pending = set(tasks)
+        if not pending:
             return
-        if not self.control.stopping.is_set():
-            await asyncio.gather(*tasks, return_exceptions=True)
-            return
-        _, late = await asyncio.wait(tasks, timeout=_GRACE_SECONDS)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.ensure_future(self.control.stopping.wait())
+        abort = asyncio.ensure_future(self.control.aborting.wait())
+        deadline: float | None = None
+        try:
+            while pending and not self.control.aborting.is_set():
+                timeout = None
+                if self.control.stopping.is_set():
+                    deadline = deadline or loop.time() + _GRACE_SECONDS
+                    timeout = deadline - loop.time()
+                    if timeout <= 0:
+                        break
+                waiters = pending | {abort} | (set() if stop.done() else {stop})
+                done, _ = await asyncio.wait(
+                    waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending -= done
+        finally:
+            stop.cancel()
+            abort.cancel()
+            late = {task for task in pending if not task.done()}
+            for task in late:
+                task.cancel()
+            await asyncio.gather(stop, abort, *late, return_exceptions=True)
 
     # --- planning --------------------------------------------------------------
 
@@ -523,26 +579,48 @@ class _ChannelRun:
         for start in range(0, len(chunk), batch_size):
             yield chunk[start : start + batch_size]
 
-    def _claim(self, unit: list[tuple[str, Recipient | None]]) -> list[Message]:
-        """Mark the unit's claimable rows ``sending`` and render their messages."""
+    def _split(
+        self, channel: Channel, unit: list[tuple[str, Recipient | None]]
+    ) -> list[tuple[list[tuple[str, Recipient | None]], list[Message] | None]]:
+        """A batch as the groups its provider takes in one request each (with their
+        messages, already rendered to find the groups)."""
+        if len(unit) < 2:
+            return [(unit, None)]
+        messages = [self._render(address, recipient) for address, recipient in unit]
+        return [
+            ([unit[i] for i in indexes], [messages[i] for i in indexes])
+            for indexes in channel.split(messages)
+        ]
+
+    def _render(
+        self, address: str, recipient: Recipient | None, reply_to: str | None = None
+    ) -> Message:
+        return self.renderer.message(
+            self.plan.name,
+            self.plan.kind,
+            self.plan.settings,
+            address=address,
+            recipient=recipient,
+            reply_to=reply_to,
+        )
+
+    def _claim(
+        self, unit: list[tuple[str, Recipient | None]], rendered: list[Message] | None = None
+    ) -> list[Message]:
+        """Mark the unit's claimable rows ``sending``; their messages."""
         addresses = [address for address, _ in unit]
         claimed = set(
             self.ledger.claim(self.key, self.plan.name, addresses, retry_unknown=self.retry_unknown)
         )
         if len(claimed) < len(unit):
             self._count_unclaimed([a for a in addresses if a not in claimed])
+        if rendered is not None:
+            return [m for (address, _), m in zip(unit, rendered, strict=True) if address in claimed]
         reply_to = None
         if self.plan.kind == "social" and claimed:
             reply_to = self.ledger.latest_post(self.incident.id, self.plan.name)
         return [
-            self.renderer.message(
-                self.plan.name,
-                self.plan.kind,
-                self.plan.settings,
-                address=address,
-                recipient=recipient,
-                reply_to=reply_to,
-            )
+            self._render(address, recipient, reply_to)
             for address, recipient in unit
             if address in claimed
         ]
@@ -569,59 +647,88 @@ class _ChannelRun:
     async def _deliver(self, channel: Channel, messages: list[Message]) -> None:
         try:
             await self._attempts(channel, messages)
-        except asyncio.CancelledError:
-            # Interrupted mid-call: the provider may have the messages; never guess.
-            self.ledger.mark_unknown(
-                self.key,
-                self.plan.name,
-                [m.recipient for m in messages],
-                "interrupted while sending: the provider may or may not have it",
-            )
-            self.result.unknown_now += len(messages)
-            raise
         finally:
             self.slots.release()
 
     async def _attempts(self, channel: Channel, messages: list[Message]) -> None:
         attempt, waited = 1, 0.0
-        while True:
-            await self.limiter.wait()
-            try:
-                outcomes = await channel.send(messages)
-            except Exception as exc:
-                outcomes = [_network_failure(exc)] * len(messages)
-            self.breaker.record(outcomes)
-            retry = [
-                (m, o)
-                for m, o in zip(messages, outcomes, strict=True)
-                if o.state == "failed" and o.retryable and not o.fatal
-            ]
-            final = [
-                (m, o)
-                for m, o in zip(messages, outcomes, strict=True)
-                if not (o.state == "failed" and o.retryable and not o.fatal)
-            ]
-            self._finish(channel, final)
-            if any(o.fatal for o in outcomes):
-                first = next(o for o in outcomes if o.fatal)
-                self.result.stopped = f"stopped: {first.error_text}"
-            if not retry:
-                return
-            delay = max((o.retry_after or 0.0) for _, o in retry) or _backoff(attempt)
-            stop = self._stop_reason()
-            if stop:
-                # Paused or interrupted: not delivered, so left pending for the next send.
-                self.ledger.release(self.key, self.plan.name, [m.recipient for m, _ in retry])
-                self._advance(len(retry))
-                return
-            if attempt >= self.max_attempts or waited + delay > self.max_retry_seconds:
-                self._finish(channel, retry)
-                return
-            await asyncio.sleep(delay)
-            waited += delay
-            attempt += 1
-            messages = [m for m, _ in retry]
-            self.ledger.add_attempt(self.key, self.plan.name, [m.recipient for m in messages])
+        in_call = False
+        try:
+            while True:
+                await self.limiter.wait()
+                in_call = True
+                try:
+                    outcomes = await channel.send(messages)
+                except Exception as exc:
+                    outcomes = [_network_failure(exc)] * len(messages)
+                in_call = False
+                self.breaker.record(outcomes)
+                retry = [
+                    (m, o)
+                    for m, o in zip(messages, outcomes, strict=True)
+                    if o.state == "failed" and o.retryable and not o.fatal
+                ]
+                final = [
+                    (m, o)
+                    for m, o in zip(messages, outcomes, strict=True)
+                    if not (o.state == "failed" and o.retryable and not o.fatal)
+                ]
+                self._finish(channel, final)
+                if any(o.fatal for o in outcomes):
+                    first = next(o for o in outcomes if o.fatal)
+                    self.result.stopped = f"stopped: {first.error_text}"
+                messages = [m for m, _ in retry]
+                if not retry:
+                    return
+                delay = max((o.retry_after or 0.0) for _, o in retry) or _backoff(attempt)
+                if attempt >= self.max_attempts or waited + delay > self.max_retry_seconds:
+                    if not self._stop_reason():
+                        self._finish(channel, retry)
+                        return
+                elif not self._stop_reason():
+                    log.debug(
+                        "%s: %d message(s) failed transiently (%s); attempt %d of %d, "
+                        "next in %.2fs",
+                        self.plan.name,
+                        len(retry),
+                        retry[0][1].error_text,
+                        attempt,
+                        self.max_attempts,
+                        delay,
+                    )
+                    await self._pause(delay)
+                    waited += delay
+                if self._stop_reason():
+                    # Paused or interrupted: not delivered, so left pending for the next send.
+                    self._release(messages)
+                    return
+                attempt += 1
+                self.ledger.add_attempt(self.key, self.plan.name, [m.recipient for m in messages])
+        except asyncio.CancelledError:
+            if in_call:
+                # Interrupted mid-call: the provider may have the messages; never guess.
+                self.ledger.mark_unknown(
+                    self.key,
+                    self.plan.name,
+                    [m.recipient for m in messages],
+                    "interrupted while sending: the provider may or may not have it",
+                )
+                self.result.unknown_now += len(messages)
+                self._advance(len(messages))
+            else:
+                # Between attempts: the last answer was a definite "not sent".
+                self._release(messages)
+            raise
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before a retry; cut short when the run is stopped."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.control.stopping.wait(), timeout=seconds)
+
+    def _release(self, messages: list[Message]) -> None:
+        if messages:
+            self.ledger.release(self.key, self.plan.name, [m.recipient for m in messages])
+            self._advance(len(messages))
 
     def _finish(self, channel: Channel, done: list[tuple[Message, Outcome]]) -> None:
         if not done:

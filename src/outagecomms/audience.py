@@ -66,16 +66,26 @@ class CsvAudience:
             raise AudienceError(f"{self.path}: cannot read the audience file: {exc}") from None
         with handle:
             reader = csv.reader(handle)
-            header = next(reader, None)
-            columns = self._columns(header)
-            for row in reader:
-                if not any(cell.strip() for cell in row):
-                    continue
-                values = {name: row[i] for name, i in columns.items() if i < len(row)}
-                try:
-                    yield Recipient(**values)
-                except ValueError:
-                    yield SkippedRow(reader.line_num, "invalid opt-in value")
+            line = 1  # where the row being read starts, for a row the csv module cannot read
+            try:
+                columns = self._columns(next(reader, None))
+                while True:
+                    line = reader.line_num + 1
+                    row = next(reader, None)
+                    if row is None:
+                        break
+                    if not any(cell.strip() for cell in row):
+                        continue
+                    values = {name: row[i] for name, i in columns.items() if i < len(row)}
+                    try:
+                        yield Recipient(**values)
+                    except ValueError:
+                        yield SkippedRow(reader.line_num, "invalid opt-in value")
+            except csv.Error as exc:
+                raise AudienceError(
+                    f"{self.path}, line {line}: cannot read this row ({exc}); check its quotes: "
+                    "a quote that is never closed takes in the lines after it"
+                ) from None
 
     def _columns(self, header: list[str] | None) -> dict[str, int]:
         if header is None:

@@ -8,7 +8,6 @@ or unknown, 2 bad input or config (nothing sent), 130 interrupted.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -42,8 +41,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+# No emoji codes: ":rotating_light:" in a Slack template must preview as written, not as 🚨.
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
 T = TypeVar("T")
 
 STATE_STYLES = {"sent": "green", "delivered": "green", "failed": "red", "unknown": "yellow"}
@@ -77,13 +77,30 @@ def _global(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
 
 
+class _Interrupted(BaseException):
+    """SIGINT or SIGTERM outside a send's delivery phase (click would turn a
+    KeyboardInterrupt into "Aborted!" and exit 1; this passes through it)."""
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    raise _Interrupted(signum)
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: exit 130 on SIGINT or SIGTERM at any moment."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_signal)
     try:
         app()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted):
         err.print("Interrupted.")
         sys.exit(130)
+    except Exception:
+        # A bug: show the traceback, but never a secret that an exception carried.
+        import traceback
+
+        sys.stderr.write(redact(traceback.format_exc()))
+        sys.exit(1)
 
 
 @contextmanager
@@ -92,7 +109,8 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except OutageCommsError as exc:
-        err.print(f"[bold red]Error:[/] {escape(redact(str(exc)))}")
+        # soft_wrap: one line whatever the terminal's width, so logs and grep see all of it.
+        err.print(f"[bold red]Error:[/] {escape(redact(str(exc)))}", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
 
 
@@ -319,6 +337,8 @@ def send(
 
 def _run_with_progress(start: Callable[[Any, Any], Any], plan: Plan) -> Result:
     """Run a send with one progress bar per channel; SIGINT/SIGTERM stop it gracefully."""
+    import asyncio  # here, not at the top: it costs ~40 ms of every `outagecomms --help`
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .announcer import RunControl
@@ -342,22 +362,29 @@ def _run_with_progress(start: Callable[[Any, Any], Any], plan: Plan) -> Result:
     async def run() -> Result:
         control = RunControl()
         loop = asyncio.get_running_loop()
-        main_task = asyncio.current_task()
 
         def interrupt() -> None:
-            if control.stopping.is_set() and main_task is not None:
-                main_task.cancel()  # a second signal: stop now
+            if control.stopping.is_set():
+                # A second signal: stop waiting; messages in flight are marked unknown.
+                control.abort()
                 return
             control.stop()
-            err.print("[yellow]Stopping: letting messages in flight finish…[/]")
+            err.print("[yellow]Stopping: letting messages in flight finish (again to stop now)…[/]")
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, interrupt)
         result: Result = await start(on_progress, control)
         return result
 
-    with progress:
-        return asyncio.run(run())
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with progress:
+            return asyncio.run(run())
+    finally:
+        # Closing the loop resets SIGTERM to the default (killed, exit -15): put ours back.
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def _show_result(result: Result, announcer: Announcer) -> None:
@@ -422,7 +449,7 @@ def _show_result(result: Result, announcer: Announcer) -> None:
     where = " to the sandbox outbox (.outagecomms/outbox/)" if result.sandbox else ""
     if result.interrupted:
         out.print("[yellow]Interrupted.[/] Run the same command again to send the rest.")
-    elif result.nothing_new:
+    elif result.ok and result.nothing_new:
         out.print(f"Nothing new to send: every message was already delivered{where}.")
     elif result.ok:
         out.print(f"[green]Done:[/] every message was delivered{where}.")
@@ -452,7 +479,8 @@ def ledger(
 
     if output not in ("table", "json", "csv"):
         err.print(
-            f"[bold red]Error:[/] --format must be table, json or csv, not '{escape(output)}'"
+            f"[bold red]Error:[/] --format must be table, json or csv, not '{escape(output)}'",
+            soft_wrap=True,
         )
         raise typer.Exit(2)
     with _errors():
@@ -515,13 +543,16 @@ def report(
         announcer = _announcer()
         path = announcer.config.ledger_path
     if not path.exists():
-        err.print(f"[bold red]Error:[/] nothing recorded yet ({path} does not exist)")
+        err.print(
+            f"[bold red]Error:[/] nothing recorded yet ({path} does not exist)", soft_wrap=True
+        )
         raise typer.Exit(2)
     with Ledger(path) as book:
         lines = book.report(incident_id)
     if not lines:
         err.print(
-            f"[bold red]Error:[/] no deliveries recorded for incident '{escape(incident_id)}'"
+            f"[bold red]Error:[/] no deliveries recorded for incident '{escape(incident_id)}'",
+            soft_wrap=True,
         )
         raise typer.Exit(2)
     table = Table(title=f"Incident {incident_id}", title_justify="left")

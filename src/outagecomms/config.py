@@ -8,6 +8,7 @@ fallback driver), merged in by pydantic-settings, and are held as
 
 from __future__ import annotations
 
+import base64
 import difflib
 import os
 import re
@@ -394,6 +395,15 @@ def _register_secrets(settings: DriverSettings) -> None:
     for value in settings.__dict__.values():
         if isinstance(value, SecretStr):
             register_secret(value.get_secret_value())
+    if isinstance(settings, TwilioSettings):
+        # The Basic Authorization header, as an error page echoing the request shows it.
+        for user, password in (
+            (settings.account_sid, settings.auth_token),
+            (settings.api_key, settings.api_secret),
+        ):
+            if user is not None and password is not None:
+                pair = f"{user.get_secret_value()}:{password.get_secret_value()}"
+                register_secret(base64.b64encode(pair.encode()).decode())
     if settings.fallback is not None:
         _register_secrets(settings.fallback)
 

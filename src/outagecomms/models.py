@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,9 +68,12 @@ class Incident(BaseModel):
         try:
             return cls.model_validate(doc.data)
         except ValidationError as exc:
-            raise IncidentError(
-                doc.describe(exc) + "; see the incident format in the README"
-            ) from None
+            message = doc.describe(exc)
+            first = exc.errors()[0]
+            if first["type"] == "extra_forbidden":
+                hint = difflib.get_close_matches(str(first["loc"][-1]), cls.model_fields, n=1)
+                message += f"; did you mean '{hint[0]}'?" if hint else ""
+            raise IncidentError(message + "; see the incident format in the README") from None
 
 
 _TRUE = frozenset({"true", "yes", "y", "1"})

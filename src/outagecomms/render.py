@@ -13,6 +13,7 @@ parts are autoescaped. A per-recipient template that never mentions
 
 from __future__ import annotations
 
+import os
 import types
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,31 @@ def _autoescape(name: str | None) -> bool:
     return name is not None and name.endswith(".html.j2")
 
 
+class _PrefixLoader(jinja2.PrefixLoader):
+    """A PrefixLoader whose templates keep their full name (``config/sms.txt.j2``), which
+    ``_Environment.join_path`` needs to know the folder of a template that includes another."""
+
+    load = jinja2.BaseLoader.load
+
+
+class _Environment(SandboxedEnvironment):
+    """Resolves ``{% include "footer.txt.j2" %}`` (and extends, import) by the plain file name:
+    in the including template's folder, then the folders after it in the lookup order."""
+
+    def __init__(self, roots: dict[str, Path], **options: Any) -> None:
+        super().__init__(**options)
+        self.roots = roots
+
+    def join_path(self, template: str, parent: str) -> str:
+        prefix = parent.partition("/")[0]
+        later = ("config", "default")
+        order = [prefix, *later[later.index(prefix) + 1 :]] if prefix in later else [prefix, *later]
+        for folder in order:
+            if folder in self.roots and (self.roots[folder] / template).is_file():
+                return f"{folder}/{template}"
+        return f"{prefix}/{template}"
+
+
 @dataclass(slots=True)
 class _Part:
     template: jinja2.Template
@@ -72,8 +98,9 @@ class Renderer:
         self._roots["config"] = config.resolve(config.templates)
         loaders["default"] = jinja2.FileSystemLoader(PACKAGED_TEMPLATES)
         self._roots["default"] = PACKAGED_TEMPLATES
-        self.env = SandboxedEnvironment(
-            loader=jinja2.PrefixLoader(loaders, delimiter="/"),
+        self.env = _Environment(
+            self._roots,
+            loader=_PrefixLoader(loaders, delimiter="/"),
             undefined=jinja2.StrictUndefined,
             autoescape=_autoescape,
             auto_reload=False,
@@ -117,15 +144,36 @@ class Renderer:
         except jinja2.TemplateSyntaxError as exc:
             where = f"{exc.filename or exc.name}, line {exc.lineno}"
             raise TemplateError(f"{where}: template syntax error: {exc.message}") from None
-        source = Path(template.filename or "").read_text(encoding="utf-8")
-        referenced = jinja2.meta.find_undeclared_variables(self.env.parse(source))
-        result = _Part(template, per_recipient="recipient" in referenced)
+        except UnicodeDecodeError as exc:
+            file = next((self._display(n) for n in names if self._display(n).is_file()), names[0])
+            raise TemplateError(
+                f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+            ) from None
+        ast = self.env.parse(Path(template.filename or "").read_text(encoding="utf-8"))
+        # A template that includes or extends another may reach ``recipient`` through it.
+        per_recipient = "recipient" in jinja2.meta.find_undeclared_variables(ast) or any(
+            True for _ in jinja2.meta.find_referenced_templates(ast)
+        )
+        result = _Part(template, per_recipient=per_recipient)
         self._parts[(channel, part)] = result
         return result
 
     def _display(self, name: str) -> Path:
         prefix, _, rest = name.partition("/")
         return self._roots[prefix] / rest
+
+    def _where(self, exc: BaseException, template: jinja2.Template) -> str:
+        """``file, line N`` of the innermost template an error came from (Jinja rewrites
+        tracebacks to template lines; an included template is innermost)."""
+        folders = tuple(str(root) + os.sep for root in self._roots.values())
+        where = f"{template.filename}, line ?"
+        tb = exc.__traceback__
+        while tb is not None:
+            filename = tb.tb_frame.f_code.co_filename
+            if filename == template.filename or filename.startswith(folders):
+                where = f"{filename}, line {tb.tb_lineno}"
+            tb = tb.tb_next
+        return where
 
     def template_files(self, channel: str, kind: str) -> list[Path]:
         """The file used for each part of a channel (for previews and ``check``)."""
@@ -154,13 +202,34 @@ class Renderer:
             try:
                 text = entry.template.render(context).strip()
             except jinja2.UndefinedError as exc:
+                problem = (exc.message or "").replace("'mappingproxy object'", "'vars'")
                 raise TemplateError(
-                    f"{entry.template.filename}, line {_template_line(exc, entry.template)}: "
-                    f"{exc.message}; use only incident, organization, recipient, channel and vars"
+                    f"{self._where(exc, entry.template)}: {problem}; "
+                    "use only incident, organization, recipient, channel and vars"
                     " (add custom values under 'vars:' in the incident)"
                 ) from None
-            except jinja2.TemplateError as exc:
-                raise TemplateError(f"{entry.template.filename}: {exc}") from None
+            except jinja2.TemplateSyntaxError as exc:  # in a template it includes
+                raise TemplateError(
+                    f"{exc.filename or exc.name}, line {exc.lineno}: template syntax error: "
+                    f"{exc.message}"
+                ) from None
+            except jinja2.TemplateNotFound as exc:
+                prefix = (exc.name or "").partition("/")[0]
+                missing = self._display(exc.name) if prefix in self._roots else exc.name
+                raise TemplateError(
+                    f"{self._where(exc, entry.template)}: the template it includes or extends, "
+                    f"{missing}, does not exist; create it or fix the name"
+                ) from None
+            except UnicodeDecodeError as exc:
+                raise TemplateError(
+                    f"{entry.template.filename}: a template it includes or extends is not UTF-8 "
+                    f"text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+                ) from None
+            except Exception as exc:  # a template's own mistake, e.g. {{ vars.count + 1 }}
+                raise TemplateError(
+                    f"{self._where(exc, entry.template)}: {type(exc).__name__}: {exc}; "
+                    "fix the template"
+                ) from None
             if not entry.per_recipient:
                 self._shared[(channel, part)] = text
             rendered[part] = text
@@ -178,7 +247,8 @@ class Renderer:
     ) -> Message:
         """Render and check one message; ``LimitError`` if it does not fit its channel."""
         parts = self.render_parts(channel, kind, recipient)
-        check_limits(channel, kind, settings, parts, address)
+        files = {part: str(self._parts[(channel, part)].template.filename) for part in parts}
+        check_limits(channel, kind, settings, parts, address, files)
         if kind == "email":
             return Message(
                 channel=channel,
@@ -201,22 +271,24 @@ class Renderer:
         )
 
 
-def _template_line(exc: BaseException, template: jinja2.Template) -> int | str:
-    """The template line an error came from (Jinja rewrites tracebacks to template lines)."""
-    line: int | str = "?"
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == template.filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
-
-
 def check_limits(
-    channel: str, kind: str, settings: DriverSettings, parts: dict[str, str], address: str
+    channel: str,
+    kind: str,
+    settings: DriverSettings,
+    parts: dict[str, str],
+    address: str,
+    templates: dict[str, str] | None = None,
 ) -> None:
-    """Raise ``LimitError`` when a rendered message would be refused or cost too much."""
+    """Raise ``LimitError`` when a rendered message would be refused or cost too much.
+
+    ``templates`` (part -> template file) lets the message name the file to shorten.
+    """
     who = "" if address == "-" else f" for {address}"
+
+    def template(part: str, label: str) -> str:
+        file = (templates or {}).get(part)
+        return f"the {label} template ({file})" if file else f"the {label} template"
+
     for part, text in parts.items():
         if not text:
             raise LimitError(f"channel '{channel}': the {kind} {part} renders empty{who}")
@@ -228,7 +300,7 @@ def check_limits(
             raise LimitError(
                 f"channel '{channel}': the SMS{who} is {length.segments} segments "
                 f"({length.characters} characters, {length.encoding}), over max_segments {limit}; "
-                "shorten the sms template or the incident summary, or raise max_segments"
+                f"shorten {template('txt', 'sms')} or the incident summary, or raise max_segments"
                 + (
                     " (one non-GSM character such as ’ or an emoji makes the whole text UCS-2)"
                     if length.encoding == "UCS-2"
@@ -238,25 +310,26 @@ def check_limits(
         if len(text) > TWILIO_MAX_BODY:
             raise LimitError(
                 f"channel '{channel}': the SMS{who} is {len(text)} characters, over Twilio's "
-                f"{TWILIO_MAX_BODY}; shorten the sms template"
+                f"{TWILIO_MAX_BODY}; shorten {template('txt', 'sms')}"
             )
     elif kind == "social" and (isinstance(settings, XSettings) or settings.driver == "outbox"):
         weighted = x_weighted_length(parts["txt"])
         if weighted > X_MAX_WEIGHTED_LENGTH:
             raise LimitError(
                 f"channel '{channel}': the post is {weighted} weighted characters, over X's "
-                f"{X_MAX_WEIGHTED_LENGTH} (links count 23, CJK and emoji 2); shorten the social "
-                "template or the incident summary"
+                f"{X_MAX_WEIGHTED_LENGTH} (links count 23, CJK and emoji 2); shorten "
+                f"{template('txt', 'social')} or the incident summary"
             )
     elif kind == "email":
         subject = parts["subject"]
         if "\n" in subject or "\r" in subject:
             raise LimitError(
                 f"channel '{channel}': the email subject{who} spans several lines; "
-                "keep the subject template on one line"
+                f"keep {template('subject', 'subject')} on one line"
             )
         if len(subject) > EMAIL_SUBJECT_MAX:
             raise LimitError(
-                f"channel '{channel}': the email subject{who} is {len(subject)} characters, over "
-                f"{EMAIL_SUBJECT_MAX}; shorten the subject template or the incident title"
+                f"channel '{channel}': the email subject{who} is {len(subject)} characters, "
+                f"over {EMAIL_SUBJECT_MAX}; shorten {template('subject', 'subject')} "
+                "or the incident title"
             )

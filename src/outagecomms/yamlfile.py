@@ -68,11 +68,19 @@ class YamlDocument:
 def load_yaml(path: Path, error: type[Exception], what: str) -> YamlDocument:
     """Read a YAML mapping from ``path``; problems raise ``error`` with a one-line message."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise error(f"{path}: {what} not found; check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise error(f"{path}: cannot read {what}: {exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise error(
+            f"{path}, line {line}: not UTF-8 text (byte {raw[exc.start]:#04x}); "
+            "save the file as UTF-8"
+        ) from None
     try:
         node = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)
@@ -80,6 +88,11 @@ def load_yaml(path: Path, error: type[Exception], what: str) -> YamlDocument:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark and mark and context_mark.line != mark.line:
+            problem = f"{context} started on line {context_mark.line + 1}: {problem}"
+        if problem == "mapping values are not allowed here":
+            problem += "; a value that contains ': ' must be in quotes"
         raise error(f"{path}{line}: not valid YAML ({problem}); fix the syntax") from None
     if data is None:
         data = {}
@@ -87,17 +100,31 @@ def load_yaml(path: Path, error: type[Exception], what: str) -> YamlDocument:
         raise error(f"{path}: {what} must be a YAML mapping of keys to values")
     doc = YamlDocument(path=path, data=data)
     if node is not None:
-        _record_lines(node, (), doc.lines)
+        duplicate = _record_lines(node, (), doc.lines)
+        if duplicate is not None:
+            key, first, again = duplicate
+            raise error(
+                f"{path}, line {again}: '{key}' is already set on line {first}; "
+                "keep only one of them"
+            )
     return doc
 
 
-def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> tuple[str, int, int] | None:
+    """Record the line of every key; return ``(key, first line, line)`` of a key set twice."""
+    duplicate = None
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
-            lines[(*loc, key)] = key_node.start_mark.line + 1
-            _record_lines(value_node, (*loc, key), lines)
+            line = key_node.start_mark.line + 1
+            if (*loc, key) in lines and duplicate is None:
+                duplicate = (".".join(map(str, (*loc, key))), lines[(*loc, key)], line)
+            lines[(*loc, key)] = line
+            found = _record_lines(value_node, (*loc, key), lines)
+            duplicate = duplicate or found
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[(*loc, index)] = item.start_mark.line + 1
-            _record_lines(item, (*loc, index), lines)
+            found = _record_lines(item, (*loc, index), lines)
+            duplicate = duplicate or found
+    return duplicate

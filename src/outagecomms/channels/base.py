@@ -74,6 +74,12 @@ class Channel(ABC):
         into transient failures.
         """
 
+    def split(self, messages: Sequence[Message]) -> list[list[int]]:
+        """Indexes of ``messages`` (one batch) grouped as the provider takes them, one
+        request per group. The announcer claims each group just before its request, so
+        a crash leaves only requests in flight ``unknown``, never a whole batch."""
+        return [list(range(len(messages)))]
+
     async def probe(self) -> str | None:
         """Why the provider cannot be used right now, or ``None`` when it looks up.
 
@@ -133,6 +139,25 @@ def make_http_client(*, timeout: float, connections: int, **options: Any) -> htt
         headers=headers,
         **options,
     )
+
+
+def never_reached_provider(exc: BaseException) -> bool:
+    """True when a failed request certainly never reached the provider, so sending it
+    again cannot deliver twice (a refused connection, a connect or pool timeout).
+
+    Any other transport error (a read timeout, a connection dropped after the request
+    was written) leaves the message's fate unknown. The aiohttp transport reports every
+    dropped connection as ``httpx.ConnectTimeout``, even one dropped while waiting for
+    the answer, so the aiohttp error it was raised from decides.
+    """
+    if not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return False
+    import aiohttp
+
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return True
 
 
 def is_transient_status(status: int) -> bool:

@@ -31,6 +31,9 @@ class FallbackChannel(Channel):
     def batch_size(self) -> int:  # type: ignore[override]
         return (self.secondary if self.primary_down else self.primary).batch_size
 
+    def split(self, messages: Sequence[Message]) -> list[list[int]]:
+        return (self.secondary if self.primary_down else self.primary).split(messages)
+
     @property
     def used_fallback(self) -> bool:
         return self.primary_down

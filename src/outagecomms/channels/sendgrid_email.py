@@ -27,7 +27,7 @@ from ..config import SendGridSettings
 from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
-from .base import CheckResult, HttpChannel, http_failure, short
+from .base import CheckResult, HttpChannel, http_failure, never_reached_provider, short
 
 if TYPE_CHECKING:
     from sendgrid.helpers.mail import Email
@@ -66,6 +66,9 @@ class SendGridEmail(HttpChannel):
         await super().open()
 
     # --- sending -------------------------------------------------------------
+
+    def split(self, messages: Sequence[Message]) -> list[list[int]]:
+        return _group(messages)
 
     async def send(self, messages: Sequence[Message]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(messages)
@@ -281,7 +284,7 @@ def _refused_recipients(
 
 def _transport_outcome(exc: httpx.TransportError) -> Outcome:
     text = redact(str(exc)) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+    if never_reached_provider(exc):
         return Outcome.failed(f"could not connect: {text}", code="connect", retryable=True)
     # The request may have reached SendGrid: sending again could deliver twice.
     return Outcome(

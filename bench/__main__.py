@@ -1,0 +1,100 @@
+"""``python -m bench [fanout|overhead|startup|memory|all] [--n N] [--latency S] [--concurrency C]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import ROOT
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="outagecomms benchmarks; each prints its numbers and its command.",
+    )
+    parser.add_argument(
+        "what",
+        nargs="?",
+        default="all",
+        choices=["fanout", "overhead", "startup", "memory", "all"],
+    )
+    parser.add_argument(
+        "--n", type=int, default=None, help="recipients (fanout/overhead: 20,000; memory: 1M)"
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.05, help="fake provider latency, s (0.05)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=50, help="SMS requests in flight (50)"
+    )
+    parser.add_argument(
+        "--email-n", type=int, default=100_000, help="fanout: emails, same content (100,000)"
+    )
+    parser.add_argument(
+        "--email-concurrency",
+        type=int,
+        default=4,
+        help="SendGrid requests in flight (4, the product's default)",
+    )
+    parser.add_argument(
+        "--names-n",
+        type=int,
+        default=2_000,
+        help="fanout: emails with a different greeting each (2,000)",
+    )
+    parser.add_argument(
+        "--baseline-sample",
+        type=int,
+        default=500,
+        help="fanout: messages the sync-SDK loop is timed on (500)",
+    )
+    parser.add_argument(
+        "--parts",
+        default="sms,email,email-names",
+        help="fanout: which parts to run (sms,email,email-names)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=10, help="startup: runs of each command (10)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    todo = ["startup", "overhead", "fanout", "memory"] if args.what == "all" else [args.what]
+    for what in todo:
+        if what == "fanout":
+            from . import fanout
+
+            fanout.run(
+                fanout.Options(
+                    n=args.n or 20_000,
+                    latency=args.latency,
+                    concurrency=args.concurrency,
+                    email_n=args.email_n,
+                    email_concurrency=args.email_concurrency,
+                    names_n=args.names_n,
+                    baseline_sample=args.baseline_sample,
+                    parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()),
+                )
+            )
+        elif what == "overhead":
+            from . import overhead
+
+            overhead.run(n=args.n or 20_000, concurrency=args.concurrency)
+        elif what == "startup":
+            from . import startup
+
+            startup.run(repeat=args.repeat)
+        elif what == "memory":
+            from . import memory
+
+            memory.run(n=args.n or 1_000_000)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The limit of this machine: a bare aiohttp client posting the same requests at the same
+concurrency with nothing else to do (no audience, no rendering, no ledger, bodies built
+before the clock starts)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Sequence
+from urllib.parse import urlencode
+
+import aiohttp
+
+from .common import EMAIL_FROM, SENDER, e164, email
+
+
+async def _post_all(
+    url: str, bodies: Sequence[bytes], headers: dict[str, str], concurrency: int, expect: int
+) -> float:
+    """POST every body with ``concurrency`` requests in flight; seconds from first to last."""
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        next_index = 0
+        failures = 0
+
+        async def worker() -> None:
+            nonlocal next_index, failures
+            while next_index < len(bodies):
+                body = bodies[next_index]
+                next_index += 1
+                async with session.post(url, data=body) as response:
+                    await response.read()
+                    if response.status != expect:
+                        failures += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"bare aiohttp: {failures} requests were not answered {expect}")
+    return seconds
+
+
+def sms(
+    base_url: str, account_sid: str, auth_token: str, n: int, text: str, concurrency: int
+) -> float:
+    """Seconds to post ``n`` Twilio messages (the same form fields outagecomms sends)."""
+    url = f"{base_url}/2010-04-01/Accounts/{account_sid}/Messages.json"
+    token = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+    headers = {
+        "Authorization": f"Basic {token}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    bodies = [
+        urlencode({"To": e164(i), "From": SENDER, "Body": text}).encode() for i in range(n)
+    ]
+    return asyncio.run(_post_all(url, bodies, headers, concurrency, 201))
+
+
+def email_batches(
+    base_url: str,
+    api_key: str,
+    n: int,
+    subject: str,
+    text: str,
+    html: str,
+    concurrency: int,
+    batch: int = 1000,
+) -> tuple[float, int]:
+    """Seconds to post ``n`` emails as SendGrid requests of ``batch`` recipients
+    (``batch=1``: one request per email); and the number of requests."""
+    url = f"{base_url}/v3/mail/send"
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    bodies = []
+    for start in range(0, n, batch):
+        payload = {
+            "from": {"email": EMAIL_FROM, "name": "Acme Shop"},
+            "subject": subject,
+            "personalizations": [
+                {"to": [{"email": email(i)}]} for i in range(start, min(start + batch, n))
+            ],
+            "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
+            "categories": ["outagecomms", "bench"],
+            "custom_args": {"announcement": "bench/investigating"},
+        }
+        bodies.append(json.dumps(payload).encode())
+    return asyncio.run(_post_all(url, bodies, headers, concurrency, 202)), len(bodies)
