@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from .audience import CsvAudience, SkippedRow, Targets
+from .audience import OPTED_OUT_ELSEWHERE, CsvAudience, SkippedRow, Targets
 from .channels import build_channel
 from .channels.base import Channel, CheckResult, never_reached_provider
 from .config import Config, DriverSettings, OutboxSettings, load_config, require_credentials
@@ -67,6 +67,8 @@ class ChannelPlan:
     #: For SMS: the longest message's length and the segments of all messages together.
     longest_sms: SmsLength | None = None
     total_segments: int = 0
+    #: Addresses that a later row of the audience opted out: never sent to.
+    excluded: frozenset[str] = frozenset()
 
     def observe(self, message: Message) -> None:
         self.recipients += 1
@@ -224,6 +226,12 @@ class Announcer:
                             )
                         )
             for p in people:
+                late = targets[p.name].late_opt_outs()
+                if late:
+                    # Observed before their "no" turned up: take them back out.
+                    p.recipients -= len(late)
+                    targets[p.name].skipped[OPTED_OUT_ELSEWHERE] += len(late)
+                    p.excluded = frozenset(late)
                 p.skipped = dict(targets[p.name].skipped)
         for p in plans.values():
             if p.kind not in PER_RECIPIENT_KINDS:
@@ -559,7 +567,11 @@ class _ChannelRun:
             yield [(BROADCAST, None)]
             return
         assert self.audience is not None
-        targets = Targets(self.plan.kind, self.config.default_region)  # type: ignore[arg-type]
+        targets = Targets(
+            self.plan.kind,  # type: ignore[arg-type]
+            self.config.default_region,
+            excluded=self.plan.excluded,
+        )
         chunk: list[tuple[str, Recipient | None]] = []
         for item in self.audience:
             address = targets.address(item)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,6 +28,7 @@ from .models import Recipient
 
 COLUMNS = ("email", "phone", "name", "locale", "sms_opt_in", "email_opt_in")
 CONTACT_COLUMNS = ("email", "phone")
+OPTED_OUT_ELSEWHERE = "opted out in another row"
 
 # Deliberately strict: what SendGrid and mail servers accept in practice (no spaces, quotes,
 # commas or angle brackets; a dotted domain). A refused address costs a failed request.
@@ -130,12 +131,22 @@ def normalise_email(raw: str) -> str | None:
 
 
 class Targets:
-    """Addresses recipients for one channel kind, once each, counting what it skips."""
+    """Addresses recipients for one channel kind, once each, counting what it skips.
 
-    def __init__(self, kind: Literal["sms", "email"], region: str) -> None:
+    An explicit "no" wins over every other row of the same address, wherever it
+    stands: a row after it is skipped here, and an address already addressed
+    before it is reported by ``late_opt_outs`` so that the sending pass, given it
+    as ``excluded``, skips that address from its first row on.
+    """
+
+    def __init__(
+        self, kind: Literal["sms", "email"], region: str, excluded: Collection[str] = ()
+    ) -> None:
         self.kind = kind
         self.region = region
+        self.excluded = excluded
         self.skipped: Counter[str] = Counter()
+        self._opted_out: set[str] = set()
         self._seen: set[str] = set()
 
     def address(self, item: Recipient | SkippedRow) -> str | None:
@@ -148,20 +159,28 @@ class Targets:
             address = normalise_phone(item.phone, self.region)
             if address is None:
                 return self._skip("invalid phone number")
-            if not item.wants_sms:
-                return self._skip("not opted in to SMS")
+            wanted, opt_in, reason = item.wants_sms, item.sms_opt_in, "not opted in to SMS"
         else:
             if item.email is None:
                 return self._skip("no email address")
             address = normalise_email(item.email)
             if address is None:
                 return self._skip("invalid email address")
-            if not item.wants_email:
-                return self._skip("opted out of email")
+            wanted, opt_in, reason = item.wants_email, item.email_opt_in, "opted out of email"
+        if not wanted:
+            if opt_in is False:
+                self._opted_out.add(address)
+            return self._skip(reason)
+        if address in self._opted_out or address in self.excluded:
+            return self._skip(OPTED_OUT_ELSEWHERE)
         if address in self._seen:
             return self._skip("duplicate")
         self._seen.add(address)
         return address
+
+    def late_opt_outs(self) -> set[str]:
+        """Addresses addressed before a later row of theirs said "no": not to be sent."""
+        return self._seen & self._opted_out
 
     def _skip(self, reason: str) -> None:
         self.skipped[reason] += 1

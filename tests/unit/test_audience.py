@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import time
 import tracemalloc
 from collections import Counter
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from outagecomms import AudienceError, Recipient
+from outagecomms import Announcer, AudienceError, Incident, Recipient
 from outagecomms.audience import CsvAudience, SkippedRow, Targets, normalise_phone
+
+ROOT = Path(__file__).parents[2]
 
 HEADER = "email,phone,name,locale,sms_opt_in,email_opt_in\n"
 
@@ -157,6 +160,53 @@ def test_duplicates_are_addressed_once_and_counted(tmp_path: Path) -> None:
         Counter({"duplicate": 2}),
     )
     assert address(CsvAudience(path), "sms") == (["+12015550123"], Counter({"duplicate": 3}))
+
+
+def test_an_explicit_no_holds_for_later_rows_of_the_same_person(tmp_path: Path) -> None:
+    path = csv_file(
+        tmp_path,
+        HEADER
+        + "ada@example.com,(201) 555-0123,Ada,en,no,no\n"
+        + "ADA@example.com,201-555-0123,Ada again,en,,\n"  # empty cells are no opinion
+        + "bob@example.com,(212) 555-0147,Bob,en,,\n"
+        + "bob@example.com,212-555-0147,Bob again,en,yes,\n",  # an empty SMS cell is no "no"
+    )
+    assert address(CsvAudience(path), "email") == (
+        ["bob@example.com"],
+        Counter({"opted out of email": 1, "opted out in another row": 1, "duplicate": 1}),
+    )
+    assert address(CsvAudience(path), "sms") == (
+        ["+12125550147"],
+        Counter({"not opted in to SMS": 3}),
+    )
+
+
+def test_a_no_after_a_yes_still_wins_when_sending(tmp_path: Path) -> None:
+    """Streaming meets the "no" after the "yes": preflight reports the address and the
+    announcer skips it from its first row on, so the person gets nothing at all."""
+    shutil.copyfile(ROOT / "channels.yaml", tmp_path / "channels.yaml")
+    path = csv_file(
+        tmp_path,
+        HEADER
+        + "ada@example.com,(201) 555-0123,Ada,en,yes,yes\n"
+        + "bob@example.com,(212) 555-0147,Bob,en,yes,yes\n"
+        + "ADA@example.com,201-555-0123,Ada again,en,no,no\n",
+    )
+    announcer = Announcer.from_config(tmp_path / "channels.yaml")
+    incident = Incident.load(ROOT / "examples/incident-investigating.yaml")
+    plan = announcer.preflight(incident, ["sms", "email"], audience=path)
+    assert plan.channels["email"].recipients == 1
+    assert plan.channels["email"].skipped == {
+        "opted out of email": 1,
+        "opted out in another row": 1,
+    }
+    result = announcer.send(incident, ["sms", "email"], audience=path, sandbox=True)
+    assert result.counts["sms"]["sent"] == 1 and result.counts["email"]["sent"] == 1
+    outbox = tmp_path / ".outagecomms" / "outbox"
+    sent = [f.read_text() for f in (outbox / "sms").iterdir()] + [
+        f.read_text() for f in (outbox / "email").iterdir()
+    ]
+    assert len(sent) == 2 and not any("ada@example.com" in t or "+12015550123" in t for t in sent)
 
 
 def test_a_row_with_neither_email_nor_phone_is_counted_on_both_channels(tmp_path: Path) -> None:

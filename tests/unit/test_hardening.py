@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import outagecomms
-from outagecomms import Announcer, Incident, IncidentError, LimitError
+from outagecomms import Announcer, Incident, IncidentError, LimitError, TemplateError
 from outagecomms.limits import x_weighted_length
 
 SCAFFOLD = Path(outagecomms.__file__).parent / "scaffold"
@@ -238,3 +238,31 @@ def test_an_update_label_with_a_slash_is_refused(tmp_path: Path) -> None:
     path.write_text("id: mail-down\ntitle: Mail is down\nupdate: 2/3\n", encoding="utf-8")
     with pytest.raises(IncidentError, match="line 3: 'update'"):
         Incident.load(path)
+
+
+# --- templates that include others ---------------------------------------------------------------
+
+
+def test_an_include_cannot_read_files_outside_the_templates_folders(shop: Path) -> None:
+    (shop / "templates").mkdir()
+    (shop / "templates" / "team.txt.j2").write_text("{% include '../channels.yaml' %}")
+    announcer = Announcer.from_config(shop / "channels.yaml")
+    with pytest.raises(TemplateError, match=r"team\.txt\.j2, line 1: .*does not exist"):
+        announcer.preflight(incident(), ["team"])
+
+
+def test_a_channel_template_includes_from_its_folder_then_the_shared_one(shop: Path) -> None:
+    (shop / "templates").mkdir()
+    (shop / "vip").mkdir()
+    (shop / "templates" / "sign.txt.j2").write_text("shared sign-off")
+    (shop / "templates" / "sms.txt.j2").write_text("{% include 'sign.txt.j2' %}")
+    (shop / "vip" / "sms.txt.j2").write_text("VIP {% include 'sign.txt.j2' %}")
+    config = shop / "channels.yaml"
+    config.write_text(config.read_text().replace("    concurrency: 20", "    templates: vip/"))
+    plan = Announcer.from_config(config).preflight(incident(), ["sms"])
+    assert plan.channels["sms"].sample is not None
+    assert plan.channels["sms"].sample.text == "VIP shared sign-off"
+    (shop / "vip" / "sign.txt.j2").write_text("VIP sign-off")
+    plan = Announcer.from_config(config).preflight(incident(), ["sms"])
+    assert plan.channels["sms"].sample is not None
+    assert plan.channels["sms"].sample.text == "VIP VIP sign-off"
