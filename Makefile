@@ -29,6 +29,10 @@ lint: $(VENV)/.installed-dev
 test: lint
 	$(BIN)/python -m pytest -q
 
+# The benchmarks of bench/ (not part of `make test`); numbers and machine in bench/RESULTS.md.
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench all
+
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .

@@ -1,11 +1,17 @@
-"""``python -m bench [fanout|overhead|startup|memory|all] [--n N] [--latency S] [--concurrency C]``."""
+"""``python -m bench [fanout|overhead|startup|memory|all] [--n N] [--latency S] [--concurrency C]``
+
+Run ``python -m bench --help`` for every option.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+from typing import Any
 
-from .common import ROOT
+from .common import ROOT, command_line, machine
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,9 +31,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--latency", type=float, default=0.05, help="fake provider latency, s (0.05)"
     )
-    parser.add_argument(
-        "--concurrency", type=int, default=50, help="SMS requests in flight (50)"
-    )
+    parser.add_argument("--concurrency", type=int, default=50, help="SMS requests in flight (50)")
     parser.add_argument(
         "--email-n", type=int, default=100_000, help="fanout: emails, same content (100,000)"
     )
@@ -55,8 +59,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="fanout: which parts to run (sms,email,email-names)",
     )
     parser.add_argument(
-        "--repeat", type=int, default=10, help="startup: runs of each command (10)"
+        "--runs", type=int, default=1, help="fanout: runs of each sender, median shown (1)"
     )
+    parser.add_argument("--repeat", type=int, default=10, help="startup: runs of each command (10)")
+    parser.add_argument("--json", default=None, help="also write the numbers to this file")
     return parser.parse_args(argv)
 
 
@@ -64,12 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    results: dict[str, Any] = {}
     todo = ["startup", "overhead", "fanout", "memory"] if args.what == "all" else [args.what]
     for what in todo:
         if what == "fanout":
             from . import fanout
 
-            fanout.run(
+            results["fanout"] = fanout.run(
                 fanout.Options(
                     n=args.n or 20_000,
                     latency=args.latency,
@@ -78,21 +85,26 @@ def main(argv: list[str] | None = None) -> int:
                     email_concurrency=args.email_concurrency,
                     names_n=args.names_n,
                     baseline_sample=args.baseline_sample,
+                    runs=args.runs,
                     parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()),
                 )
             )
         elif what == "overhead":
             from . import overhead
 
-            overhead.run(n=args.n or 20_000, concurrency=args.concurrency)
+            results["overhead"] = overhead.run(n=args.n or 20_000, concurrency=args.concurrency)
         elif what == "startup":
             from . import startup
 
-            startup.run(repeat=args.repeat)
+            results["startup"] = startup.run(repeat=args.repeat)
         elif what == "memory":
             from . import memory
 
-            memory.run(n=args.n or 1_000_000)
+            results["memory"] = memory.run(n=args.n or 1_000_000)
+    if args.json:
+        payload = {"command": command_line(), "machine": machine(), "results": results}
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"\nnumbers written to {args.json}")
     return 0
 
 

@@ -45,18 +45,17 @@ async def _post_all(
 
 def sms(
     base_url: str, account_sid: str, auth_token: str, n: int, text: str, concurrency: int
-) -> float:
-    """Seconds to post ``n`` Twilio messages (the same form fields outagecomms sends)."""
+) -> tuple[float, int]:
+    """Seconds to post ``n`` Twilio messages (the same form fields outagecomms sends),
+    and the number of requests."""
     url = f"{base_url}/2010-04-01/Accounts/{account_sid}/Messages.json"
     token = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
     headers = {
         "Authorization": f"Basic {token}",
         "Content-Type": "application/x-www-form-urlencoded",
     }
-    bodies = [
-        urlencode({"To": e164(i), "From": SENDER, "Body": text}).encode() for i in range(n)
-    ]
-    return asyncio.run(_post_all(url, bodies, headers, concurrency, 201))
+    bodies = [urlencode({"To": e164(i), "From": SENDER, "Body": text}).encode() for i in range(n)]
+    return asyncio.run(_post_all(url, bodies, headers, concurrency, 201)), n
 
 
 def email_batches(
@@ -81,7 +80,10 @@ def email_batches(
             "personalizations": [
                 {"to": [{"email": email(i)}]} for i in range(start, min(start + batch, n))
             ],
-            "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
+            "content": [
+                {"type": "text/plain", "value": text},
+                {"type": "text/html", "value": html},
+            ],
             "categories": ["outagecomms", "bench"],
             "custom_args": {"announcement": "bench/investigating"},
         }

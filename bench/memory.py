@@ -44,8 +44,10 @@ def run(n: int = 1_000_000, channels: tuple[str, ...] = ("sms", "email")) -> dic
         workspace = Workspace(folder / "shop").write()
         started = time.perf_counter()
         audience = write_audience(folder / f"audience-{n}.csv", n, names=True)
-        line("audience written", f"{audience.stat().st_size / 1e6:.0f} MB in "
-             f"{time.perf_counter() - started:.1f} s")
+        line(
+            "audience written",
+            f"{audience.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - started:.1f} s",
+        )
         args = [OUTAGECOMMS, "--config", str(workspace.config), "send", str(workspace.incident)]
         args += ["--sandbox", "--yes", "--audience", str(audience)]
         for channel in channels:

@@ -8,6 +8,11 @@ here (in this process only) it returns an ``httpx.AsyncClient`` on an
 ``httpx.MockTransport`` that answers like the provider: 201 with a Twilio message
 JSON (a fresh ``SM...`` sid each time), or 202 with an ``X-Message-Id`` for SendGrid.
 The run is the CLI's: ``preflight``, then ``send_async`` with the plan.
+
+One more SMS case replaces the Twilio adapter itself by one that answers "sent" at
+once, without the SDK or httpx: what remains is exactly audience reading,
+rendering, planning and the ledger, and the difference is the adapter's cost.
+Each case shows wall time and the CPU time of this process (less noisy).
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -75,15 +80,32 @@ class InstantProviders:
             self.sms += 1
             sid = b"SM%032x" % next(self._ids)
             body = sid.join(self._twilio_parts)
-            return httpx.Response(
-                201, content=body, headers={"Content-Type": "application/json"}
-            )
+            return httpx.Response(201, content=body, headers={"Content-Type": "application/json"})
         if path == "/v3/mail/send":
             self.email_requests += 1
             # Counting recipients means parsing what the adapter built: a fair check.
             self.email_recipients += len(json.loads(request.content)["personalizations"])
             return httpx.Response(202, headers={"X-Message-Id": f"bench{next(self._ids)}"})
         return httpx.Response(404, json={"message": f"no route {path}"})
+
+
+@contextmanager
+def no_adapter(providers: InstantProviders) -> Iterator[None]:
+    """Replace the Twilio adapter's ``send`` by an immediate "sent" (this process only)."""
+    from outagecomms.channels.twilio_sms import TwilioSms
+    from outagecomms.models import Message, Outcome
+
+    original = TwilioSms.send
+
+    async def send(self: TwilioSms, messages: Sequence[Message]) -> list[Outcome]:
+        providers.sms += len(messages)
+        return [Outcome.sent(f"SM{providers.sms:032x}") for _ in messages]
+
+    TwilioSms.send = send  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        TwilioSms.send = original  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -116,13 +138,16 @@ def instant_transport(providers: InstantProviders) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def measure(workspace: Workspace, channel: str, audience: Path, n: int) -> dict[str, float]:
+def measure(
+    workspace: Workspace, channel: str, audience: Path, n: int, *, adapter: bool = True
+) -> dict[str, float]:
     """Preflight then deliver one channel, as the CLI does; seconds of each."""
     from outagecomms import Announcer, Incident
 
     workspace.fresh_ledger()
     providers = InstantProviders()
-    with instant_transport(providers):
+    with instant_transport(providers), nullcontext() if adapter else no_adapter(providers):
+        cpu = time.process_time()
         started = time.perf_counter()
         announcer = Announcer.from_config(workspace.config)
         incident = Incident.load(workspace.incident)
@@ -132,6 +157,7 @@ def measure(workspace: Workspace, channel: str, audience: Path, n: int) -> dict[
             announcer.send_async(incident, [channel], audience=audience, plan=plan)
         )
         done = time.perf_counter()
+        cpu = time.process_time() - cpu
     sent = result.counts[channel]["sent"]
     received = providers.sms if channel == "sms" else providers.email_recipients
     if sent != n or received != n or not result.ok:
@@ -140,6 +166,9 @@ def measure(workspace: Workspace, channel: str, audience: Path, n: int) -> dict[
         "preflight_s": planned - started,
         "deliver_s": done - planned,
         "total_s": done - started,
+        "cpu_s": cpu,
+        "rate": n / (done - started),
+        "cpu_us": cpu / n * 1e6,
         "requests": providers.sms if channel == "sms" else providers.email_requests,
     }
 
@@ -154,12 +183,13 @@ def run(n: int = 20_000, concurrency: int = 50) -> dict[str, dict[str, float]]:
         plain = write_audience(folder / "audience.csv", n, names=False)
         named = write_audience(folder / "audience-names.csv", n, names=True)
         cases = [
-            ("sms", "sms", plain, f"SMS (concurrency {concurrency})"),
-            ("email", "email", plain, "email, same content (1000 a request)"),
-            ("email-names", "email", named, "email, a greeting by name (1 a request)"),
+            ("sms", "sms", plain, True, f"SMS (concurrency {concurrency})"),
+            ("sms-no-adapter", "sms", plain, False, "SMS, Twilio adapter replaced by a no-op"),
+            ("email", "email", plain, True, "email, no names: the same content for all"),
+            ("email-names", "email", named, True, "email, a greeting by name in each"),
         ]
-        for key, channel, audience, label in cases:
-            numbers = measure(workspace, channel, audience, n)
+        for key, channel, audience, adapter, label in cases:
+            numbers = measure(workspace, channel, audience, n, adapter=adapter)
             results[key] = numbers
             total = numbers["total_s"]
             print(f"\n-- {label}: {n:,} messages, {numbers['requests']:,.0f} requests --")
@@ -170,4 +200,5 @@ def run(n: int = 20_000, concurrency: int = 50) -> dict[str, dict[str, float]]:
                 f"{total:7.2f} s  {rate(n, total)} "
                 f"(target >= {TARGET:,}: {verdict(n / total >= TARGET)})",
             )
+            line("CPU per message", f"{numbers['cpu_us']:7.0f} µs")
     return results

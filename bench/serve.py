@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .common import ROOT
@@ -106,6 +108,11 @@ class FakeProcess:
 
     def reset(self) -> None:
         self._ask("reset")
+
+    def cpu(self) -> float:
+        """CPU seconds the fake process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def set_latency(self, seconds: float) -> None:
         self._ask(f"latency {seconds}")

@@ -32,7 +32,7 @@ from .audience import OPTED_OUT_ELSEWHERE, CsvAudience, SkippedRow, Targets
 from .channels import build_channel
 from .channels.base import Channel, CheckResult, never_reached_provider
 from .config import Config, DriverSettings, OutboxSettings, load_config, require_credentials
-from .errors import ConfigError, IncidentError
+from .errors import ConfigError, IncidentError, OutageCommsError
 from .ledger import Ledger
 from .limits import SmsLength, sms_length
 from .models import BROADCAST, PER_RECIPIENT_KINDS, Incident, Kind, Message, Outcome, Recipient
@@ -410,6 +410,9 @@ def _network_failure(exc: BaseException) -> Outcome:
     text = redact(str(exc)) or type(exc).__name__
     if never_reached_provider(exc):
         return Outcome.failed(f"could not connect: {text}", code="connect", retryable=True)
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        # A base_url that is not http(s): nothing left, and no message can.
+        return Outcome.failed(f"cannot send: {text}", code="config", fatal=True)
     if isinstance(exc, httpx.TransportError):
         return Outcome(
             state="unknown",
@@ -486,8 +489,20 @@ class _ChannelRun:
                 await self._drain(tasks)
                 self.result.fallback_reason = getattr(channel, "reason", None)
         except Exception as exc:  # the channel could not even open: others go on
-            log.exception("channel %s failed", self.plan.name)
+            if isinstance(exc, OutageCommsError):  # a known problem: the summary says it
+                log.debug("channel %s stopped", self.plan.name, exc_info=True)
+            else:
+                log.exception("channel %s failed", self.plan.name)
             self.result.stopped = redact(str(exc)) or type(exc).__name__
+            # Its messages are recorded as pending, so the summary and the exit code
+            # show them as not delivered and the next send picks them up.
+            try:
+                for _ in self._units(_PLAN_CHUNK):
+                    pass
+            except Exception:
+                log.debug(
+                    "channel %s: could not record its messages", self.plan.name, exc_info=True
+                )
         finally:
             await self._drain(tasks)
         self.result.stopped = self.result.stopped or self._stop_reason()
@@ -695,6 +710,15 @@ class _ChannelRun:
                 delay = max((o.retry_after or 0.0) for _, o in retry) or _backoff(attempt)
                 if attempt >= self.max_attempts or waited + delay > self.max_retry_seconds:
                     if not self._stop_reason():
+                        if attempt < self.max_attempts:
+                            # Say why it was given up early (each outcome once: a network
+                            # error is one object shared by the whole batch).
+                            for outcome in {id(o): o for _, o in retry}.values():
+                                outcome.error = (
+                                    f"{outcome.error}; not retried: the provider asks to wait "
+                                    f"{delay:.0f}s, beyond max_retry_seconds "
+                                    f"({self.max_retry_seconds:g}s)"
+                                )
                         self._finish(channel, retry)
                         return
                 elif not self._stop_reason():

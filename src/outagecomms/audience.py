@@ -14,6 +14,7 @@ Two steps, kept apart because they answer different questions:
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Collection, Iterator
@@ -147,7 +148,8 @@ class Targets:
         self.excluded = excluded
         self.skipped: Counter[str] = Counter()
         self._opted_out: set[str] = set()
-        self._seen: set[str] = set()
+        # Keys (see ``_key``), not addresses: a million-row audience keeps a million of them.
+        self._seen: set[int] = set()
 
     def address(self, item: Recipient | SkippedRow) -> str | None:
         """The recipient's address on this channel, or ``None`` (and the reason counted)."""
@@ -173,14 +175,24 @@ class Targets:
             return self._skip(reason)
         if address in self._opted_out or address in self.excluded:
             return self._skip(OPTED_OUT_ELSEWHERE)
-        if address in self._seen:
+        key = self._key(address)
+        if key in self._seen:
             return self._skip("duplicate")
-        self._seen.add(address)
+        self._seen.add(key)
         return address
 
     def late_opt_outs(self) -> set[str]:
         """Addresses addressed before a later row of theirs said "no": not to be sent."""
-        return self._seen & self._opted_out
+        return {address for address in self._opted_out if self._key(address) in self._seen}
+
+    def _key(self, address: str) -> int:
+        """An address as a small int, 30-40% lighter than the string (bench/RESULTS.md,
+        memory): an E.164 number is its digits, exactly; an email address is a 128-bit
+        BLAKE2 digest, so two addresses share one with a chance of about 1e-27 in a
+        million-row audience."""
+        if self.kind == "sms":
+            return int(address[1:])
+        return int.from_bytes(hashlib.blake2b(address.encode(), digest_size=16).digest())
 
     def _skip(self, reason: str) -> None:
         self.skipped[reason] += 1

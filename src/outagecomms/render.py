@@ -8,11 +8,15 @@ Lookup for a part (DESIGN §6), first found wins::
 
 The environment is sandboxed, undefined variables are errors, and ``.html``
 parts are autoescaped. A per-recipient template that never mentions
-``recipient`` is rendered once per run instead of once per person.
+``recipient`` is rendered once per run instead of once per person; one that
+only reads some of its fields (``recipient.name``) is rendered once per
+distinct value of those fields, so "Hi {{ recipient.name or 'there' }}" costs
+one rendering for an audience without names, not one per person.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import types
 from dataclasses import dataclass
@@ -38,6 +42,9 @@ PARTS: dict[str, tuple[str, ...]] = {
     "email": ("subject", "txt", "html"),
 }
 EMAIL_SUBJECT_MAX = 200
+#: Renderings kept per channel part for recipients with the same fields (then started afresh).
+_BY_FIELDS_LIMIT = 4096
+_RECIPIENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipient))
 
 
 def _when(value: datetime | None, fmt: str = "%H:%M UTC") -> str:
@@ -78,6 +85,25 @@ class _Environment(SandboxedEnvironment):
 class _Part:
     template: jinja2.Template
     per_recipient: bool
+    #: The recipient fields the template reads, when that is all it does with ``recipient``
+    #: (then two recipients with equal fields get the same text); None when unknown.
+    fields: tuple[str, ...] | None = None
+
+
+def _recipient_fields(ast: jinja2.nodes.Template) -> tuple[str, ...] | None:
+    """The ``recipient.<field>`` a template reads, or None when it uses ``recipient``
+    any other way (whole, by subscript, in a loop, passed to a macro, assigned)."""
+    reads = [
+        node
+        for node in ast.find_all(jinja2.nodes.Getattr)
+        if isinstance(node.node, jinja2.nodes.Name) and node.node.name == "recipient"
+    ]
+    read_names = {id(node.node) for node in reads}
+    for name in ast.find_all(jinja2.nodes.Name):
+        if name.name == "recipient" and id(name) not in read_names:
+            return None
+    fields = sorted({node.attr for node in reads})
+    return tuple(fields) if set(fields) <= _RECIPIENT_FIELDS else None
 
 
 class Renderer:
@@ -109,6 +135,7 @@ class Renderer:
         self.env.filters["when"] = _when
         self._parts: dict[tuple[str, str], _Part] = {}
         self._shared: dict[tuple[str, str], str] = {}
+        self._by_fields: dict[tuple[str, str], dict[tuple[object, ...], str]] = {}
         org = config.organization
         self._base_context: dict[str, Any] = {
             "incident": incident,
@@ -151,10 +178,10 @@ class Renderer:
             ) from None
         ast = self.env.parse(Path(template.filename or "").read_text(encoding="utf-8"))
         # A template that includes or extends another may reach ``recipient`` through it.
-        per_recipient = "recipient" in jinja2.meta.find_undeclared_variables(ast) or any(
-            True for _ in jinja2.meta.find_referenced_templates(ast)
-        )
-        result = _Part(template, per_recipient=per_recipient)
+        includes = any(True for _ in jinja2.meta.find_referenced_templates(ast))
+        per_recipient = includes or "recipient" in jinja2.meta.find_undeclared_variables(ast)
+        fields = None if includes or not per_recipient else _recipient_fields(ast)
+        result = _Part(template, per_recipient=per_recipient, fields=fields)
         self._parts[(channel, part)] = result
         return result
 
@@ -193,6 +220,14 @@ class Renderer:
             if not entry.per_recipient and (channel, part) in self._shared:
                 rendered[part] = self._shared[(channel, part)]
                 continue
+            same: dict[tuple[object, ...], str] | None = None
+            values: tuple[object, ...] = ()
+            if entry.fields is not None and recipient is not None:
+                same = self._by_fields.setdefault((channel, part), {})
+                values = tuple(getattr(recipient, field) for field in entry.fields)
+                if values in same:
+                    rendered[part] = same[values]
+                    continue
             context = {
                 **self._base_context,
                 "channel": {"name": channel, "kind": kind},
@@ -232,6 +267,10 @@ class Renderer:
                 ) from None
             if not entry.per_recipient:
                 self._shared[(channel, part)] = text
+            elif same is not None:
+                if len(same) >= _BY_FIELDS_LIMIT:
+                    same.clear()
+                same[values] = text
             rendered[part] = text
         return rendered
 

@@ -7,6 +7,7 @@ fakes accepted (never two for one person), the ledger, the exit code and the sum
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -31,8 +32,6 @@ from .conftest import CLI, Run
 from .test_providers import INCIDENT_ID, INVESTIGATING, ROOT, channels_yaml, write_audience
 
 PREFIX = "OUTAGECOMMS_CHANNELS"
-# Below 143 people write_audience never repeats an opted-out person, so the sets it
-# returns are exactly who must be reached.
 PEOPLE = 60
 
 
@@ -105,24 +104,26 @@ def test_every_fifth_request_refused_everyone_still_reached_once(
     env, phones, emails = prepare(shop, fakes)
     for fake in fakes.all:
         fake.fail_every, fake.fail_status, fake.retry_after = 5, status, retry_after
-    # X and Slack get one request each: make that one the fifth, so it fails first.
-    prime(fakes.x, 4)
-    prime(fakes.slack, 4)
+    # X and Slack get one request each, SendGrid one per batch or a few: make their
+    # first request the fifth, so it fails.
+    for fake in (fakes.x, fakes.slack, fakes.sendgrid):
+        prime(fake, 4)
 
     sent = run("send", INVESTIGATING, "--yes", cwd=shop, env=env)
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert "every message was delivered" in sent.stdout
     assert_everyone_reached_once(fakes, phones, emails)
-    assert fakes.twilio.faulted >= len(phones) // 5 and fakes.sendgrid.faulted >= len(emails) // 5
+    assert fakes.twilio.faulted >= len(phones) // 5 and fakes.sendgrid.faulted >= 1
     assert fakes.x.faulted == 1 and fakes.slack.faulted == 1
 
     rows = ledger(run, shop, env)
     assert all(r["state"] == "sent" for channel in rows.values() for r in channel.values())
-    # Every refused request was tried again once, and the ledger counted it.
+    # Every message of a refused request was tried again once, and the ledger counted it.
     assert sum(r["attempts"] for r in rows["sms"].values()) == len(phones) + fakes.twilio.faulted
-    assert (
-        sum(r["attempts"] for r in rows["email"].values()) == len(emails) + fakes.sendgrid.faulted
+    refused_emails = sum(
+        len(r.json["personalizations"]) for r in fakes.sendgrid.faulted_requests if r.json
     )
+    assert sum(r["attempts"] for r in rows["email"].values()) == len(emails) + refused_emails
     assert rows["social"]["-"]["attempts"] == 2 and rows["team"]["-"]["attempts"] == 2
 
     # No retry came sooner than Retry-After asked (or than the smallest backoff).
@@ -146,6 +147,50 @@ def test_x_rate_limit_reset_is_honoured_without_retry_after(
     assert len(fakes.x.posts) == 1
     # The reset header named the next whole second: the retry did not come before it.
     assert int(post.received_at) > int(refused.received_at)
+
+
+class CountingTwilio(FakeTwilio):
+    """Holds each message ``hold`` seconds and counts how many it holds at once (``most``)."""
+
+    hold = 0.1
+    active = most = 0
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        self.active += 1
+        self.most = max(self.most, self.active)
+        try:
+            await asyncio.sleep(self.hold)
+            return await super()._create_message(request)
+        finally:
+            self.active -= 1
+
+
+def test_concurrency_and_rate_from_channels_yaml_are_kept(run: Run, shop: Path) -> None:
+    providers = FakeProviders()
+    counting = providers.twilio = CountingTwilio()
+    with providers as fakes:
+        env, phones, _ = prepare(shop, fakes, people=30)
+        config = (shop / "channels.yaml").read_text()
+        assert "concurrency: 20}" in config
+
+        (shop / "channels.yaml").write_text(config.replace("concurrency: 20}", "concurrency: 3}"))
+        sent = run("send", INVESTIGATING, "--yes", "-c", "sms", cwd=shop, env=env)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert once_each([m["to"] for m in fakes.twilio.messages]) == phones
+        assert counting.most <= 3
+
+        fakes.reset()
+        counting.hold = 0
+        paced = config.replace("concurrency: 20}", "concurrency: 20, rate_per_second: 25}")
+        (shop / "channels.yaml").write_text(paced)
+        update = run(
+            "send", "examples/incident-identified.yaml", "--yes", "-c", "sms", cwd=shop, env=env
+        )
+        assert update.returncode == 0, update.stdout + update.stderr
+        times = sorted(r.received_at for r in fakes.twilio.requests)
+        assert len(times) == len(phones)
+        # 25 a second, evenly spaced: never faster.
+        assert times[-1] - times[0] >= (len(times) - 1) / 25 * 0.95
 
 
 # --- a provider down -------------------------------------------------------------------
@@ -179,6 +224,19 @@ def test_x_down_the_others_complete_and_a_later_run_sends_only_the_post(
     assert ledger(run, shop, env)["social"]["-"]["state"] == "sent"
 
 
+def test_a_wait_longer_than_max_retry_seconds_fails_now_and_says_why(
+    run: Run, shop: Path, fakes: FakeProviders
+) -> None:
+    env, _, _ = prepare(shop, fakes)
+    fakes.x.down, fakes.x.retry_after = True, 600  # "come back in ten minutes"
+    sent = run("send", INVESTIGATING, "--yes", "-c", "social", cwd=shop, env=env)
+    assert sent.returncode == 1, sent.stdout + sent.stderr
+    assert "asks to wait 600s, beyond max_retry_seconds (120s)" in sent.stdout
+    assert fakes.x.faulted == 1
+    social = ledger(run, shop, env)["social"]["-"]
+    assert social["state"] == "failed" and social["attempts"] == 1
+
+
 def test_breaker_pauses_a_failing_channel_and_leaves_its_rows_pending(
     run: Run, shop: Path, fakes: FakeProviders
 ) -> None:
@@ -207,6 +265,23 @@ def test_breaker_pauses_a_failing_channel_and_leaves_its_rows_pending(
     assert again.returncode == 0, again.stdout + again.stderr
     assert once_each([m["to"] for m in fakes.twilio.messages]) == phones
     assert fakes.sendgrid.requests == []
+
+
+def test_a_channel_that_cannot_start_leaves_its_messages_pending(
+    run: Run, shop: Path, fakes: FakeProviders
+) -> None:
+    env, phones, _ = prepare(shop, fakes, people=12)
+    broken = env | setting("social", "base_url", "ftp://x.example")
+    sent = run("send", INVESTIGATING, "--yes", "-c", "social", "-c", "sms", cwd=shop, env=broken)
+    assert sent.returncode == 1, sent.stdout + sent.stderr
+    assert "social: channel 'social' (x): base_url" in sent.stdout
+    assert "Nothing new" not in sent.stdout and "Traceback" not in sent.stderr
+    assert ledger(run, shop, env)["social"]["-"]["state"] == "pending"
+    assert once_each([m["to"] for m in fakes.twilio.messages]) == phones
+
+    again = run("send", INVESTIGATING, "--yes", "-c", "social", "-c", "sms", cwd=shop, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(fakes.x.posts) == 1 and len(fakes.twilio.messages) == len(phones)
 
 
 # --- answers that leave a message's fate unknown ----------------------------------------
@@ -375,6 +450,7 @@ def test_credentials_echoed_by_providers_never_show(run: Run, shop: Path) -> Non
     providers.slack = LeakyWebhook(require_text=True, path=providers.slack.path, fail_every=1)
     with providers as fakes:
         env, phones, _ = prepare(shop, fakes, people=30)
+        prime(fakes.sendgrid, 2)  # its first request (maybe its only one) is refused
         stopped = sorted(phones)[0]
         fakes.twilio.errors_for[stopped] = (400, 21211, f"bad To; token {fakes.twilio.auth_token}")
         env |= setting("sms", "max_attempts", 2) | setting("team", "max_attempts", 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from http import HTTPStatus
 from typing import Any
@@ -16,6 +17,7 @@ DEFAULT_SCOPES = ("mail.send", "user.profile.read")
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
 MAX_CUSTOM_ARGS_BYTES = 10_000
+MAX_SUBSTITUTIONS_BYTES = 10_000
 _HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"
 
 
@@ -70,6 +72,7 @@ def _validate(body: Any, *, require_text_and_html: bool) -> list[dict[str, Any]]
             errors.append(_error("Bad Request", f"personalizations.{index}"))
             continue
         every_has_subject = every_has_subject and bool(personalization.get("subject"))
+        errors.extend(_validate_substitutions(personalization, index))
         if not personalization.get("to"):
             errors.append(
                 _error(
@@ -165,6 +168,48 @@ def _validate(body: Any, *, require_text_and_html: bool) -> list[dict[str, Any]]
     return errors
 
 
+def _validate_substitutions(personalization: dict[str, Any], index: int) -> list[dict[str, Any]]:
+    """A personalization's ``substitutions``: an object of string tags to string values,
+    together less than 10,000 bytes."""
+    if "substitutions" not in personalization:
+        return []
+    field = f"personalizations.{index}.substitutions"
+    substitutions = personalization["substitutions"]
+    if not isinstance(substitutions, dict) or not all(
+        isinstance(key, str) and key and isinstance(value, str)
+        for key, value in substitutions.items()
+    ):
+        return [
+            _error(
+                "The substitutions field must be a collection of key/value pairs where both "
+                "the key and the value are strings.",
+                field,
+                "message.personalizations.substitutions",
+            )
+        ]
+    if len(json.dumps(substitutions, ensure_ascii=False).encode()) >= MAX_SUBSTITUTIONS_BYTES:
+        return [
+            _error(
+                f"The substitutions of a personalization must total less than "
+                f"{MAX_SUBSTITUTIONS_BYTES} bytes.",
+                field,
+                "message.personalizations.substitutions",
+            )
+        ]
+    return []
+
+
+def substitute(text: str | None, substitutions: dict[str, str]) -> str | None:
+    """``text`` as SendGrid delivers it for one personalization: every tag replaced by its
+    value in one pass, the longest tag first where tags overlap (values are not searched
+    again)."""
+    if text is None or not substitutions:
+        return text
+    tags = sorted(substitutions, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(tag) for tag in tags))
+    return pattern.sub(lambda match: substitutions[match.group(0)], text)
+
+
 def _content(body: dict[str, Any], ctype: str) -> str | None:
     for block in body.get("content") or []:
         if block.get("type") == ctype:
@@ -178,7 +223,9 @@ class FakeSendGrid(FakeServer):
     ``require_text_and_html`` (default on) refuses mail without both a
     text/plain and a text/html part: the product always sends both.
     Views: ``.requests_sent`` (accepted bodies with their ``message_id``),
-    ``.emails`` (one dict per recipient), ``.sandbox_requests``.
+    ``.emails`` (one dict per recipient, with the personalization's
+    ``substitutions`` applied to subject, text and html: what that recipient
+    receives), ``.sandbox_requests``.
     """
 
     name = "sendgrid"
@@ -225,6 +272,8 @@ class FakeSendGrid(FakeServer):
                     **(body.get("custom_args") or {}),
                     **(personalization.get("custom_args") or {}),
                 }
+                substitutions = personalization.get("substitutions") or {}
+                subject = personalization.get("subject") or body.get("subject")
                 for kind in ("to", "cc", "bcc"):
                     for address in personalization.get(kind) or []:
                         result.append(
@@ -233,13 +282,13 @@ class FakeSendGrid(FakeServer):
                                 "name": address.get("name"),
                                 "kind": kind,
                                 "from": body["from"].get("email"),
-                                "subject": personalization.get("subject") or body.get("subject"),
+                                "subject": substitute(subject, substitutions),
                                 "categories": categories,
                                 "custom_args": custom_args,
                                 "asm_group_id": asm_group_id,
                                 "message_id": message_id,
-                                "text": text,
-                                "html": html,
+                                "text": substitute(text, substitutions),
+                                "html": substitute(html, substitutions),
                             }
                         )
         return result

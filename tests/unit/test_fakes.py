@@ -335,6 +335,48 @@ def test_sendgrid_validation(sendgrid: FakeSendGrid, body: dict[str, Any], field
     assert sendgrid.requests_sent == []
 
 
+def test_sendgrid_emails_apply_each_personalizations_substitutions(
+    sendgrid: FakeSendGrid,
+) -> None:
+    body = _mail(
+        "a@x.example",
+        "b@x.example",
+        subject="For -name-",
+        content=[
+            {"type": "text/plain", "value": "Hi -name-, -name-long- (-name-)"},
+            {"type": "text/html", "value": "<p>Hi -name-html-</p>"},
+        ],
+    )
+    body["personalizations"][0]["substitutions"] = {
+        "-name-": "Ada -name-html-",  # a value is not searched again
+        "-name-long-": "long",
+        "-name-html-": "Ada &amp; co",
+    }
+    assert _send(sendgrid, body).status_code == 202
+    first, second = sendgrid.emails
+    assert (first["subject"], first["text"], first["html"]) == (
+        "For Ada -name-html-",
+        "Hi Ada -name-html-, long (Ada -name-html-)",
+        "<p>Hi Ada &amp; co</p>",
+    )
+    # The other personalization has no substitutions: it gets the content as sent.
+    assert (second["subject"], second["text"]) == ("For -name-", "Hi -name-, -name-long- (-name-)")
+
+
+@pytest.mark.parametrize(
+    "substitutions",
+    [{"-n-": 1}, ["-n-", "x"], {"-n-": "x" * 10_000}],
+    ids=["not-a-string", "not-an-object", "too-big"],
+)
+def test_sendgrid_refuses_bad_substitutions(sendgrid: FakeSendGrid, substitutions: Any) -> None:
+    body = _mail("a@x.example", "b@x.example")
+    body["personalizations"][1]["substitutions"] = substitutions
+    response = _send(sendgrid, body)
+    assert response.status_code == 400
+    assert "personalizations.1.substitutions" in [e["field"] for e in response.json()["errors"]]
+    assert sendgrid.requests_sent == []
+
+
 def test_sendgrid_sandbox_and_scopes(sendgrid: FakeSendGrid) -> None:
     body = _mail("a@x.example", mail_settings={"sandbox_mode": {"enable": True}})
     response = _send(sendgrid, body)

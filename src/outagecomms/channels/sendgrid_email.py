@@ -4,28 +4,63 @@ The payload is built with ``sendgrid.helpers.mail`` and posted with the
 shared httpx client (SendGrid's own client uses urllib, which neither
 respx nor ``base_url`` would see).
 
-Per-recipient content: SendGrid lets each personalization carry its own
-``to`` and ``subject`` but not its own body, and the rendered templates may
-differ per recipient (they can greet by name). A batch is therefore grouped
-by identical (subject, text, html): one request per distinct content, each
-with one personalization per recipient. A batch whose templates do not use
-the recipient goes out as a single request; one that greets every
-recipient by a different name costs one request per distinct body. The
-alternative, SendGrid substitutions, would save those requests but send a
-body that is not what preflight rendered and checked, so it was not taken.
+Per-recipient content. SendGrid lets each personalization carry its own
+``to`` but one request has one body, and the default templates greet every
+recipient by name, so no two rendered emails are alike. Sending one request
+per distinct body would cost 100,000 requests for 100,000 people. Instead,
+each message is reduced to a *shape*: its rendered subject, text and html
+with the recipient's own values replaced by tokens -
+
+* ``message.name`` by ``[oc-name-txt]`` in the subject and text, and
+  ``markupsafe.escape(message.name)`` (what autoescaping wrote) by
+  ``[oc-name-html]`` in the html;
+* ``message.recipient`` (the address) likewise by ``[oc-addr-txt]`` and
+  ``[oc-addr-html]``.
+
+Messages are grouped by (announcement, channel, shape), one request per
+group, the shape as its content and, in each recipient's personalization,
+``substitutions`` mapping each token used to that recipient's value. SendGrid
+replaces the tokens per personalization, so every recipient receives the
+content preflight rendered and checked for them, never anything else:
+
+* Exact by construction: a shape is the rendered text cut at each
+  occurrence of a value and joined again with the value's token (the longer
+  value first; a shorter one is only looked for in the pieces, never inside
+  a token), so putting each value back at its token rebuilds the rendered
+  text. This is also checked for every message before it leaves; one that
+  does not round-trip goes as rendered, without substitutions.
+* Whatever way SendGrid substitutes (any order, one pass or nested passes,
+  as its docs mention): substitutions are only used when the rendered parts
+  (and so every value, which is taken from them) and the request-wide
+  strings SendGrid also substitutes in (reply-to, custom args) contain no
+  ``[oc-``. Every token starts with ``[oc-``, has no other ``[`` and ends
+  with ``]`` (none is a prefix of another), so a token can only be found
+  where one was put, and no value brings a new one in.
+* Values under 2 characters are left in place, and a personalization whose
+  substitutions would reach SendGrid's 10,000 bytes goes as rendered.
+* Each request still holds at most 1000 personalizations (``batch_size``)
+  and each address at most once.
+
+A batch greeting 1000 different names is therefore one request; a template
+that transforms the name (``{{ recipient.name | upper }}``) leaves nothing
+to replace and costs one request per distinct body, as before. Recipients
+without a name share the "there" greeting and group with each other.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+import markupsafe
 
-from ..config import SendGridSettings
+from ..config import Config, DriverSettings, SendGridSettings
 from ..errors import ConfigError
-from ..models import Message, Outcome
+from ..models import Kind, Message, Outcome
 from ..redact import redact, register_secret
 from .base import CheckResult, HttpChannel, http_failure, never_reached_provider, short
 
@@ -41,14 +76,144 @@ MAX_PERSONALIZATIONS = 1000
 # "personalizations.12.to.0.email": the one recipient a 400 error is about.
 _PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\.(?:to|cc|bcc)\b")
 
+#: Every token starts with this and has no other "[": see the module docstring.
+TOKEN_MARKER = "[oc-"
+NAME_TEXT = "[oc-name-txt]"
+NAME_HTML = "[oc-name-html]"
+ADDRESS_TEXT = "[oc-addr-txt]"
+ADDRESS_HTML = "[oc-addr-html]"
+#: Shorter values are left in place (a one-letter name would be replaced all over the text).
+MIN_VALUE_LENGTH = 2
+#: SendGrid's limit on the substitutions of one personalization (JSON bytes, kept under).
+MAX_SUBSTITUTIONS_BYTES = 10_000
+#: Batches of shapes ``split`` keeps for the ``send`` calls that follow it.
+_SPLIT_CACHE_BATCHES = 4
+
 _E = TypeVar("_E", bound="Email")
-_GroupKey = tuple[str, str, str, str | None, str | None, int]
+_GroupKey = tuple[str, str, str, str, str | None, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A message's content with the recipient's own values replaced by tokens.
+
+    ``substitutions`` maps each token used to this recipient's value; empty when
+    the message goes exactly as rendered (then subject, text and html are the
+    rendered ones).
+    """
+
+    subject: str
+    text: str
+    html: str | None
+    substitutions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def content(self) -> tuple[str, str, str | None]:
+        return (self.subject, self.text, self.html)
+
+
+def shape_of(message: Message, request_strings: Sequence[str] = ()) -> Shape:
+    """The shape ``message`` can share with others; substituted back, it is exactly
+    the rendered subject, text and html (checked here, or no substitution is used).
+
+    ``request_strings``: request-wide values SendGrid also substitutes in (reply-to,
+    custom args), which must not contain a token either.
+    """
+    subject = message.subject or ""
+    text, html = message.text, message.html
+    rendered = Shape(subject, text, html)
+    guarded = (subject, text, html or "", message.name or "", message.recipient)
+    others = (message.announcement, message.incident.id, *request_strings)
+    if any(TOKEN_MARKER in value for value in (*guarded, *others)):
+        return rendered
+    values = [
+        (value, text_token, html_token)
+        for value, text_token, html_token in (
+            (message.recipient, ADDRESS_TEXT, ADDRESS_HTML),
+            (message.name, NAME_TEXT, NAME_HTML),
+        )
+        if value and len(value) >= MIN_VALUE_LENGTH
+    ]
+    if not values:
+        return rendered
+    # The longer value first: an address that contains the name stays one value.
+    values.sort(key=lambda entry: len(entry[0]), reverse=True)
+    plain = [(value, token) for value, token, _ in values]
+    escaped = [(str(markupsafe.escape(value)), token) for value, _, token in values]
+    shaped_subject = _tokenize(subject, plain)
+    shaped_text = _tokenize(text, plain)
+    shaped_html = None if html is None else _tokenize(html, escaped)
+    substitutions: dict[str, str] = {}
+    for value, token in plain:
+        if token in shaped_text or token in shaped_subject:
+            substitutions[token] = value
+    for value, token in escaped:
+        if shaped_html is not None and token in shaped_html:
+            substitutions[token] = value
+    if not substitutions or _too_big(substitutions):
+        return rendered
+    if (
+        _substitute(shaped_subject, substitutions) != subject
+        or _substitute(shaped_text, substitutions) != text
+        or (html is not None and _substitute(shaped_html or "", substitutions) != html)
+    ):
+        return rendered
+    return Shape(shaped_subject, shaped_text, shaped_html, substitutions)
+
+
+def _shared_content(shapes: list[Shape]) -> list[Shape]:
+    """``shapes`` with equal contents made one (a batch of 1000 shapes holds one copy)."""
+    first: dict[tuple[str, str, str | None], tuple[str, str, str | None]] = {}
+    result = []
+    for shape in shapes:
+        own = shape.content
+        content = first.setdefault(own, own)
+        result.append(shape if content is own else Shape(*content, shape.substitutions))
+    return result
+
+
+def _shaped_fields(message: Message) -> tuple[str | None, ...]:
+    """What a message's shape is made from."""
+    return (message.subject, message.text, message.html, message.name, message.recipient)
+
+
+def _tokenize(text: str, pairs: Sequence[tuple[str, str]]) -> str:
+    """``text`` with each value of ``pairs`` replaced by its token, earlier pairs first;
+    a later value is only looked for between the tokens of earlier ones, never in them."""
+    if not pairs:
+        return text
+    (value, token), rest = pairs[0], pairs[1:]
+    if value not in text:
+        return _tokenize(text, rest)
+    if not rest:
+        return text.replace(value, token)
+    return token.join([_tokenize(piece, rest) for piece in text.split(value)])
+
+
+def _substitute(text: str, substitutions: dict[str, str]) -> str:
+    """What SendGrid makes of ``text`` for one personalization."""
+    for token, value in substitutions.items():
+        text = text.replace(token, value)
+    return text
+
+
+def _too_big(substitutions: dict[str, str]) -> bool:
+    """Over SendGrid's limit for one personalization, counted as the JSON sent."""
+    characters = sum(len(key) + len(value) for key, value in substitutions.items())
+    # No character takes more than 6 bytes of JSON ("\uXXXX"): only measure when it matters.
+    if 6 * (characters + 6 * len(substitutions)) < MAX_SUBSTITUTIONS_BYTES:
+        return False
+    return len(json.dumps(substitutions, ensure_ascii=False).encode()) >= MAX_SUBSTITUTIONS_BYTES
 
 
 class SendGridEmail(HttpChannel):
     settings: SendGridSettings  # type: ignore[assignment]
 
     batch_size = MAX_PERSONALIZATIONS
+
+    def __init__(self, name: str, kind: Kind, settings: DriverSettings, config: Config) -> None:
+        super().__init__(name, kind, settings, config)
+        self._split_shapes: dict[int, tuple[Message, tuple[str | None, ...], Shape]] = {}
 
     def client_options(self) -> dict[str, Any]:
         key = self.settings.api_key
@@ -67,15 +232,43 @@ class SendGridEmail(HttpChannel):
 
     # --- sending -------------------------------------------------------------
 
+    def shape(self, message: Message) -> Shape:
+        """``message``'s content as a request of this channel can share it."""
+        settings = self.settings
+        request_strings = (self.name, settings.reply_to or "", settings.from_name or "")
+        return shape_of(message, request_strings)
+
     def split(self, messages: Sequence[Message]) -> list[list[int]]:
-        return _group(messages)
+        shapes = _shared_content([self.shape(m) for m in messages])
+        # The announcer sends the groups next: spare ``send`` shaping them again.
+        cache = self._split_shapes
+        for message, shape in zip(messages, shapes, strict=True):
+            cache[id(message)] = (message, _shaped_fields(message), shape)
+        while len(cache) > _SPLIT_CACHE_BATCHES * self.batch_size:
+            del cache[next(iter(cache))]
+        return _group(messages, shapes)
+
+    def _shapes(self, messages: Sequence[Message]) -> list[Shape]:
+        """``self.shape`` of each message, taken from ``split`` when it saw the very same
+        message with the very same content."""
+        shapes = []
+        for message in messages:
+            hit = self._split_shapes.pop(id(message), None)
+            if hit is not None and hit[0] is message and hit[1] == _shaped_fields(message):
+                shapes.append(hit[2])
+            else:
+                shapes.append(self.shape(message))
+        return _shared_content(shapes)
 
     async def send(self, messages: Sequence[Message]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(messages)
-        groups = _group(messages)
+        shapes = self._shapes(messages)
+        groups = _group(messages, shapes)
         for number, indexes in enumerate(groups):
             try:
-                results = await self._send_group([messages[i] for i in indexes])
+                results = await self._send_group(
+                    [messages[i] for i in indexes], [shapes[i] for i in indexes]
+                )
             except httpx.TransportError as exc:
                 # Earlier groups may already be sent: answer per message rather than
                 # raise, which would make the caller send those again.
@@ -94,11 +287,11 @@ class SendGridEmail(HttpChannel):
         return [o for o in outcomes if o is not None]
 
     async def _send_group(
-        self, messages: list[Message], *, second_try: bool = False
+        self, messages: list[Message], shapes: list[Shape], *, second_try: bool = False
     ) -> list[Outcome]:
-        """One request for messages sharing their content; one outcome per message."""
+        """One request for messages sharing their shape; one outcome per message."""
         try:
-            body = self.payload(messages)
+            body = self.payload(messages, shapes)
         except Exception as exc:  # the helpers refuse content that looks like an API key
             error = redact(f"SendGrid helpers refused the message: {type(exc).__name__} {exc}")
             return [Outcome.failed(error, code="payload") for _ in messages]
@@ -109,12 +302,13 @@ class SendGridEmail(HttpChannel):
             return [Outcome.sent(message_id) for _ in messages]
         errors = _errors(response)
         refused = _refused_recipients(body, errors) if response.status_code == 400 else {}
-        others = [m for m in messages if m.recipient.lower() not in refused]
+        kept = [i for i, m in enumerate(messages) if m.recipient.lower() not in refused]
+        others = [messages[i] for i in kept]
         if refused and others and not second_try:
             # SendGrid refuses a whole request for one bad address; the others were never
             # judged, so they go once more without it (no wait: nothing transient happened).
             try:
-                again = await self._send_group(others, second_try=True)
+                again = await self._send_group(others, [shapes[i] for i in kept], second_try=True)
             except httpx.TransportError as exc:
                 again = [_transport_outcome(exc) for _ in others]
             by_address = {m.recipient.lower(): o for m, o in zip(others, again, strict=True)}
@@ -133,8 +327,11 @@ class SendGridEmail(HttpChannel):
         outcome.fatal = outcome.fatal or response.status_code == 403
         return outcome
 
-    def payload(self, messages: Sequence[Message]) -> dict[str, Any]:
-        """The ``/v3/mail/send`` JSON for messages that share subject, text and html."""
+    def payload(
+        self, messages: Sequence[Message], shapes: Sequence[Shape] | None = None
+    ) -> dict[str, Any]:
+        """The ``/v3/mail/send`` JSON for messages that share their shape (see the module
+        docstring); ``shapes`` are ``self.shape(m)`` of each message, computed if not given."""
         from sendgrid.helpers.mail import (
             Asm,
             Category,
@@ -146,20 +343,27 @@ class SendGridEmail(HttpChannel):
             Personalization,
             ReplyTo,
             SandBoxMode,
+            Substitution,
             To,
         )
 
-        first = messages[0]
+        if shapes is None:
+            shapes = [self.shape(m) for m in messages]
+        first, content = messages[0], shapes[0]
+        if any(shape.content != content.content for shape in shapes):
+            raise ValueError("the messages of one request must share their content")
         settings = self.settings
         mail = Mail(
             from_email=_address(From, settings.from_ or "", settings.from_name),
-            subject=first.subject or "",
-            plain_text_content=first.text,
-            html_content=first.html or None,
+            subject=content.subject,
+            plain_text_content=content.text,
+            html_content=content.html or None,
         )
-        for message in messages:
+        for message, shape in zip(messages, shapes, strict=True):
             personalization = Personalization()
             personalization.add_to(_address(To, message.recipient, message.name))
+            for token, value in shape.substitutions.items():
+                personalization.add_substitution(Substitution(token, value.upper()))
             # Appended at the end: the default index=0 would reverse the list.
             mail.add_personalization(personalization, index=len(mail.personalizations))
         incident = first.incident
@@ -217,23 +421,25 @@ def _address(cls: type[_E], email: str, name: str | None) -> _E:
     return address
 
 
-def _group(messages: Sequence[Message]) -> list[list[int]]:
+def _group(messages: Sequence[Message], shapes: Sequence[Shape]) -> list[list[int]]:
     """Indexes of the messages, grouped by what one request can carry.
 
-    A request needs one content, one announcement, and each address at most once
-    (SendGrid refuses duplicates), so a repeated address goes to another request.
+    A request needs one shape (content with tokens), one announcement, and each
+    address at most once (SendGrid refuses duplicates), so a repeated address goes
+    to another request.
     """
     groups: dict[_GroupKey, list[int]] = {}
     seen: dict[tuple[str, str], int] = {}
     for index, message in enumerate(messages):
         occurrence = seen.get((message.announcement, message.recipient.lower()), 0)
         seen[(message.announcement, message.recipient.lower())] = occurrence + 1
+        shape = shapes[index]
         key: _GroupKey = (
             message.announcement,
             message.channel,
-            message.text,
-            message.subject,
-            message.html,
+            shape.subject,
+            shape.text,
+            shape.html,
             occurrence,
         )
         groups.setdefault(key, []).append(index)
