@@ -363,7 +363,7 @@ class SendGridEmail(HttpChannel):
             personalization = Personalization()
             personalization.add_to(_address(To, message.recipient, message.name))
             for token, value in shape.substitutions.items():
-                personalization.add_substitution(Substitution(token, value.upper()))
+                personalization.add_substitution(Substitution(token, value))
             # Appended at the end: the default index=0 would reverse the list.
             mail.add_personalization(personalization, index=len(mail.personalizations))
         incident = first.incident
