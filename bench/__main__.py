@@ -44,8 +44,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--names-n",
         type=int,
-        default=2_000,
-        help="fanout: emails with a different greeting each (2,000)",
+        default=100_000,
+        help="fanout: emails greeting each recipient by name (100,000)",
     )
     parser.add_argument(
         "--baseline-sample",
@@ -59,7 +59,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="fanout: which parts to run (sms,email,email-names)",
     )
     parser.add_argument(
-        "--runs", type=int, default=1, help="fanout: runs of each sender, median shown (1)"
+        "--runs", type=int, default=3, help="fanout: runs of each sender, median shown (3)"
     )
     parser.add_argument("--repeat", type=int, default=10, help="startup: runs of each command (10)")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")

@@ -73,5 +73,5 @@ def run(n: int = 1_000_000, channels: tuple[str, ...] = ("sms", "email")) -> dic
             "peak RSS",
             f"{peak_mb:.0f} MB (target < {TARGET_MB} MB: {verdict(peak_mb < TARGET_MB)})",
         )
-        print("  (removing the outbox...)", flush=True)
+        print("  (removing the outbox and the audience...)", flush=True)
     return {"n": n, "peak_mb": peak_mb, "seconds": report["seconds"]}

@@ -19,7 +19,17 @@ from pathlib import Path
 from .common import OUTAGECOMMS, clean_env, header, line, median, scratch, verdict
 
 TARGET_HELP = 0.3  # seconds
-HEAVY = ("twilio", "tweepy", "sendgrid", "aiohttp", "httpx", "jinja2", "pydantic", "phonenumbers")
+HEAVY = (
+    "twilio",
+    "tweepy",
+    "sendgrid",
+    "aiohttp",
+    "httpx",
+    "jinja2",
+    "pydantic",
+    "phonenumbers",
+    "twitter_text",
+)
 
 _WHICH_IMPORTS = """
 import runpy, sys

@@ -530,6 +530,11 @@ class _ChannelRun:
         """Wait for a free delivery slot; False (and no slot held) when the run is stopped."""
         if self.control.stopping.is_set():
             return False
+        if not self.slots.locked():
+            # A free slot is taken at once: no wait, so nothing to race against a stop,
+            # and no two futures to create per message.
+            await self.slots.acquire()
+            return True
         acquire = asyncio.ensure_future(self.slots.acquire())
         stop = asyncio.ensure_future(self.control.stopping.wait())
         try:

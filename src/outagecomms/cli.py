@@ -219,16 +219,22 @@ def _check_templates(announcer: Announcer) -> None:
 
 # --- preview --------------------------------------------------------------------
 
+IncidentArgument = Annotated[
+    Path, typer.Argument(metavar="INCIDENT", help="Incident YAML.", show_default=False)
+]
+ChannelOption = Annotated[
+    list[str] | None, typer.Option("--channel", "-c", help="Only this channel (repeatable).")
+]
+AudienceOption = Annotated[
+    Path | None, typer.Option("--audience", help="Audience CSV instead of the configured one.")
+]
+
 
 @app.command()
 def preview(
-    incident_file: Annotated[Path, typer.Argument(metavar="INCIDENT", help="Incident YAML.")],
-    channel: Annotated[
-        list[str] | None, typer.Option("--channel", "-c", help="Only this channel (repeatable).")
-    ] = None,
-    audience: Annotated[
-        Path | None, typer.Option("--audience", help="Audience CSV instead of the configured one.")
-    ] = None,
+    incident_file: IncidentArgument,
+    channel: ChannelOption = None,
+    audience: AudienceOption = None,
 ) -> None:
     """Render every channel; show the text, its length or segments, and how many it reaches."""
     with _errors():
@@ -281,13 +287,9 @@ def _show_plan(plan: Plan) -> None:
 
 @app.command()
 def send(
-    incident_file: Annotated[Path, typer.Argument(metavar="INCIDENT", help="Incident YAML.")],
-    channel: Annotated[
-        list[str] | None, typer.Option("--channel", "-c", help="Only this channel (repeatable).")
-    ] = None,
-    audience: Annotated[
-        Path | None, typer.Option("--audience", help="Audience CSV instead of the configured one.")
-    ] = None,
+    incident_file: IncidentArgument,
+    channel: ChannelOption = None,
+    audience: AudienceOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Render and count only; send and record nothing.")
     ] = False,

@@ -70,6 +70,17 @@ class _Environment(SandboxedEnvironment):
     def __init__(self, roots: dict[str, Path], **options: Any) -> None:
         super().__init__(**options)
         self.roots = roots
+        self._safe: dict[tuple[type, str], bool] = {}
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        # The sandbox's verdict depends only on the object's type and the attribute's name
+        # (``jinja2.sandbox.is_internal_attribute``), yet it is asked on every attribute a
+        # template reads: remembered, it costs a dict lookup per read instead.
+        key = (type(obj), attr)
+        safe = self._safe.get(key)
+        if safe is None:
+            safe = self._safe[key] = super().is_safe_attribute(obj, attr, value)
+        return safe
 
     def join_path(self, template: str, parent: str) -> str:
         prefix = parent.partition("/")[0]
