@@ -95,10 +95,10 @@ class _Environment(SandboxedEnvironment):
 @dataclass(slots=True)
 class _Part:
     template: jinja2.Template
-    per_recipient: bool
     #: The recipient fields the template reads, when that is all it does with ``recipient``
-    #: (then two recipients with equal fields get the same text); None when unknown.
-    fields: tuple[str, ...] | None = None
+    #: (then two recipients with equal fields get the same text): ``()`` for a template
+    #: that never mentions ``recipient``; None when unknown (rendered for every person).
+    fields: tuple[str, ...] | None
 
 
 def _recipient_fields(ast: jinja2.nodes.Template) -> tuple[str, ...] | None:
@@ -145,7 +145,6 @@ class Renderer:
         )
         self.env.filters["when"] = _when
         self._parts: dict[tuple[str, str], _Part] = {}
-        self._shared: dict[tuple[str, str], str] = {}
         self._by_fields: dict[tuple[str, str], dict[tuple[object, ...], str]] = {}
         org = config.organization
         self._base_context: dict[str, Any] = {
@@ -190,9 +189,14 @@ class Renderer:
         ast = self.env.parse(Path(template.filename or "").read_text(encoding="utf-8"))
         # A template that includes or extends another may reach ``recipient`` through it.
         includes = any(True for _ in jinja2.meta.find_referenced_templates(ast))
-        per_recipient = includes or "recipient" in jinja2.meta.find_undeclared_variables(ast)
-        fields = None if includes or not per_recipient else _recipient_fields(ast)
-        result = _Part(template, per_recipient=per_recipient, fields=fields)
+        fields: tuple[str, ...] | None
+        if includes:
+            fields = None
+        elif "recipient" not in jinja2.meta.find_undeclared_variables(ast):
+            fields = ()
+        else:
+            fields = _recipient_fields(ast)
+        result = _Part(template, fields)
         self._parts[(channel, part)] = result
         return result
 
@@ -228,12 +232,9 @@ class Renderer:
         rendered: dict[str, str] = {}
         for part in PARTS[kind]:
             entry = self._part(channel, kind, part)
-            if not entry.per_recipient and (channel, part) in self._shared:
-                rendered[part] = self._shared[(channel, part)]
-                continue
             same: dict[tuple[object, ...], str] | None = None
             values: tuple[object, ...] = ()
-            if entry.fields is not None and recipient is not None:
+            if entry.fields is not None and (recipient is not None or not entry.fields):
                 same = self._by_fields.setdefault((channel, part), {})
                 values = tuple(getattr(recipient, field) for field in entry.fields)
                 if values in same:
@@ -276,9 +277,7 @@ class Renderer:
                     f"{self._where(exc, entry.template)}: {type(exc).__name__}: {exc}; "
                     "fix the template"
                 ) from None
-            if not entry.per_recipient:
-                self._shared[(channel, part)] = text
-            elif same is not None:
+            if same is not None:
                 if len(same) >= _BY_FIELDS_LIMIT:
                     same.clear()
                 same[values] = text

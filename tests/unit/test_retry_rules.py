@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -15,6 +16,20 @@ from outagecomms.models import Outcome
 from tests.fakes import closed_port
 
 
+async def _serve(
+    handler: Callable[[web.Request], Awaitable[web.Response]],
+) -> tuple[web.AppRunner, int]:
+    """A one-route server on 127.0.0.1 answering ``POST /`` with ``handler``; its port."""
+    app = web.Application()
+    app.router.add_post("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, port
+
+
 async def _dropping_server() -> tuple[web.AppRunner, int]:
     """Reads the request, then closes the connection without answering."""
 
@@ -24,14 +39,7 @@ async def _dropping_server() -> tuple[web.AppRunner, int]:
         request.transport.close()
         return web.Response(text="never seen")
 
-    app = web.Application()
-    app.router.add_post("/", drop)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, port
+    return await _serve(drop)
 
 
 async def _failure(url: str, timeout: float = 2.0) -> BaseException:
@@ -63,13 +71,7 @@ async def test_a_read_timeout_is_unknown() -> None:
         await asyncio.sleep(2)
         return web.Response()
 
-    app = web.Application()
-    app.router.add_post("/", slow)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await _serve(slow)
     try:
         exc = await _failure(f"http://127.0.0.1:{port}/", timeout=0.2)
     finally:

@@ -236,19 +236,21 @@ async def test_retry_after_header_is_honoured(
     assert (outcome.retryable, outcome.retry_after) == (True, 7.0)
 
 
+def refuse_bad_address(request: httpx.Request) -> httpx.Response:
+    """SendGrid's answer to a request naming ``not-an-address@``: the whole request refused."""
+    body = json.loads(request.content)
+    for index, personalization in enumerate(body["personalizations"]):
+        if personalization["to"][0]["email"] == "not-an-address@":
+            field = f"personalizations.{index}.to.0.email"
+            error = {"message": "Does not contain a valid address.", "field": field}
+            return httpx.Response(400, json={"errors": [error]})
+    return httpx.Response(202, headers={"X-Message-Id": "second"})
+
+
 async def test_one_refused_address_fails_alone_and_the_others_are_sent(
     router: respx.MockRouter, channel: SendGridEmail
 ) -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        for index, personalization in enumerate(body["personalizations"]):
-            if personalization["to"][0]["email"] == "not-an-address@":
-                field = f"personalizations.{index}.to.0.email"
-                error = {"message": "Does not contain a valid address.", "field": field}
-                return httpx.Response(400, json={"errors": [error]})
-        return httpx.Response(202, headers={"X-Message-Id": "second"})
-
-    route = router.post("/v3/mail/send").mock(side_effect=answer)
+    route = router.post("/v3/mail/send").mock(side_effect=refuse_bad_address)
     outcomes = await channel.send(
         [message("ada@example.com"), message("not-an-address@"), message("grace@example.com")]
     )
@@ -590,16 +592,7 @@ async def test_the_retry_without_a_refused_address_keeps_the_substitutions(
     people = [("ada@example.com", "Ada"), ("not-an-address@", "Nobody"), ("gh@example.com", "Gh")]
     messages = rendered(config, people)
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        for index, personalization in enumerate(body["personalizations"]):
-            if personalization["to"][0]["email"] == "not-an-address@":
-                field = f"personalizations.{index}.to.0.email"
-                error = {"message": "Does not contain a valid address.", "field": field}
-                return httpx.Response(400, json={"errors": [error]})
-        return httpx.Response(202, headers={"X-Message-Id": "second"})
-
-    route = router.post("/v3/mail/send").mock(side_effect=answer)
+    route = router.post("/v3/mail/send").mock(side_effect=refuse_bad_address)
     async with SendGridEmail("email", "email", settings(), config) as channel:
         outcomes = await channel.send(messages)
 
