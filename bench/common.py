@@ -268,10 +268,19 @@ def children_cpu() -> float:
 
 def run_cli(args: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: float = 3600) -> Timed:
     """Run the real ``outagecomms`` command and time it from exec to exit."""
+    command = [OUTAGECOMMS, *args]
+    profile = os.environ.get("BENCH_PROFILE")
+    if profile:
+        # py-spy's collapsed stacks of each run (sampling distorts its timing a little):
+        # where the time goes. `py-spy` makes a flame graph of them, or read them as text.
+        Path(profile).mkdir(parents=True, exist_ok=True)
+        stacks = Path(profile) / f"{args[0]}-{time.strftime('%H%M%S')}.txt"
+        spy = [str(BIN / "py-spy"), "record", "--rate", "250", "--format", "raw", "-o", str(stacks)]
+        command = [*spy, "--", *command]
     cpu = children_cpu()
     started = time.perf_counter()
     done = subprocess.run(
-        [OUTAGECOMMS, *args],
+        command,
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,

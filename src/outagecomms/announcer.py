@@ -46,8 +46,12 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, int, int], None]
 AudienceInput = str | Path | Iterable[Recipient]
 
-# Rows planned per ledger transaction while walking the audience.
-_PLAN_CHUNK = 1000
+# Rows planned per ledger transaction while walking the audience (at least one batch).
+# Small, because planning a chunk (normalising its addresses, one INSERT) holds up the
+# event loop, and with it every answer waiting to be read.
+_PLAN_CHUNK = 200
+# Most groups (provider requests) claimed in one ledger UPDATE when several slots are free.
+_CLAIM_TOGETHER = 100
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 30.0
 # How long in-flight deliveries may finish after an interrupt before they are marked unknown.
@@ -359,6 +363,11 @@ class Announcer:
         return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
 
 
+#: One provider request's worth of a batch: its (address, recipient) pairs, and their
+#: messages when they were rendered already to find the groups.
+_Group = tuple[list[tuple[str, Recipient | None]], list[Message] | None]
+
+
 class _Breaker:
     """Counts consecutive transiently failed provider calls; opens (pauses the channel)
     at a threshold.
@@ -462,6 +471,9 @@ class _ChannelRun:
         self.limiter = _RateLimiter(settings.effective_rate)
         self.slots = asyncio.Semaphore(settings.effective_concurrency)
         self.done = 0
+        # Outcomes not yet written to the ledger: see ``_finish``.
+        self._unrecorded: list[tuple[str, Outcome]] = []
+        self._record_scheduled = False
 
     def _channel(self) -> Channel:
         name, kind = self.plan.name, self.plan.kind
@@ -505,26 +517,47 @@ class _ChannelRun:
                 )
         finally:
             await self._drain(tasks)
+            self._record()
         self.result.stopped = self.result.stopped or self._stop_reason()
         self.result.seconds = time.monotonic() - started
 
     async def _feed(self, channel: Channel, tasks: set[asyncio.Task[None]]) -> None:
-        """Claim unit after unit and start its delivery, as slots free up, until done or
-        stopped."""
-        for unit in self._units(channel.batch_size):
-            for group, rendered in self._split(channel, unit):
-                if self._stop_reason() or not await self._acquire_slot():
-                    return
-                if self._stop_reason():
-                    self.slots.release()
-                    return
-                claimed = self._claim(group, rendered)
-                if not claimed:
-                    self.slots.release()
-                    continue
-                task = asyncio.create_task(self._deliver(channel, claimed))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+        """Start a delivery for each group (one provider request) as slots free up, until
+        done or stopped.
+
+        Groups that find a slot free at once are claimed together in one ledger UPDATE
+        and started in the same turn of the event loop, so claiming several costs one
+        transaction, and none waits claimed but unsent.
+        """
+        ready: list[_Group] = []
+        try:
+            for unit in self._units(channel.batch_size):
+                for group in self._split(channel, unit):
+                    if ready and (self.slots.locked() or len(ready) >= _CLAIM_TOGETHER):
+                        self._start(channel, ready, tasks)
+                    if self._stop_reason() or not await self._acquire_slot():
+                        return
+                    ready.append(group)
+            self._start(channel, ready, tasks)
+        finally:
+            for _ in ready:  # stopped before they were claimed
+                self.slots.release()
+
+    def _start(self, channel: Channel, ready: list[_Group], tasks: set[asyncio.Task[None]]) -> None:
+        """Claim the ready groups, each holding a slot, and start their deliveries."""
+        groups = list(ready)
+        ready.clear()
+        if self._stop_reason():
+            for _ in groups:
+                self.slots.release()
+            return
+        for messages in self._claim(groups):
+            if not messages:
+                self.slots.release()
+                continue
+            task = asyncio.create_task(self._deliver(channel, messages))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
 
     async def _acquire_slot(self) -> bool:
         """Wait for a free delivery slot; False (and no slot held) when the run is stopped."""
@@ -611,9 +644,7 @@ class _ChannelRun:
         for start in range(0, len(chunk), batch_size):
             yield chunk[start : start + batch_size]
 
-    def _split(
-        self, channel: Channel, unit: list[tuple[str, Recipient | None]]
-    ) -> list[tuple[list[tuple[str, Recipient | None]], list[Message] | None]]:
+    def _split(self, channel: Channel, unit: list[tuple[str, Recipient | None]]) -> list[_Group]:
         """A batch as the groups its provider takes in one request each (with their
         messages, already rendered to find the groups)."""
         if len(unit) < 2:
@@ -636,25 +667,26 @@ class _ChannelRun:
             reply_to=reply_to,
         )
 
-    def _claim(
-        self, unit: list[tuple[str, Recipient | None]], rendered: list[Message] | None = None
-    ) -> list[Message]:
-        """Mark the unit's claimable rows ``sending``; their messages."""
-        addresses = [address for address, _ in unit]
+    def _claim(self, groups: list[_Group]) -> list[list[Message]]:
+        """Mark the groups' claimable rows ``sending``; each group's messages to send."""
+        addresses = [address for unit, _ in groups for address, _ in unit]
         claimed = set(
             self.ledger.claim(self.key, self.plan.name, addresses, retry_unknown=self.retry_unknown)
         )
-        if len(claimed) < len(unit):
+        if len(claimed) < len(addresses):
             self._count_unclaimed([a for a in addresses if a not in claimed])
-        if rendered is not None:
-            return [m for (address, _), m in zip(unit, rendered, strict=True) if address in claimed]
         reply_to = None
         if self.plan.kind == "social" and claimed:
             reply_to = self.ledger.latest_post(self.incident.id, self.plan.name)
         return [
-            self._render(address, recipient, reply_to)
-            for address, recipient in unit
-            if address in claimed
+            [m for (address, _), m in zip(unit, rendered, strict=True) if address in claimed]
+            if rendered is not None
+            else [
+                self._render(address, recipient, reply_to)
+                for address, recipient in unit
+                if address in claimed
+            ]
+            for unit, rendered in groups
         ]
 
     def _count_unclaimed(self, addresses: list[str]) -> None:
@@ -772,9 +804,15 @@ class _ChannelRun:
             self._advance(len(messages))
 
     def _finish(self, channel: Channel, done: list[tuple[Message, Outcome]]) -> None:
+        """Count final outcomes and have them written at the end of this turn of the event
+        loop, together with every other answer read in it: one transaction for all.
+
+        Until then their rows stay ``sending``: a crash in between leaves them ``unknown``,
+        never ``pending``, so nothing is sent twice.
+        """
         if not done:
             return
-        for _, outcome in done:
+        for message, outcome in done:
             outcome.provider = outcome.provider or channel.driver
             if outcome.state == "sent":
                 self.result.sent_now += 1
@@ -783,5 +821,25 @@ class _ChannelRun:
                 self.result.unknown_now += 1
             else:
                 self.result.failed_now += 1
-        self.ledger.finish(self.key, self.plan.name, [(m.recipient, o) for m, o in done])
+            self._unrecorded.append((message.recipient, outcome))
+        if not self._record_scheduled:
+            self._record_scheduled = True
+            asyncio.get_running_loop().call_soon(self._record)
+
+    def _record(self) -> None:
+        """Write the outcomes ``_finish`` collected. A ledger that cannot be written stops
+        the channel: sending on without a record could send twice."""
+        self._record_scheduled = False
+        done, self._unrecorded = self._unrecorded, []
+        if not done:
+            return
+        try:
+            self.ledger.finish(self.key, self.plan.name, done)
+        except Exception as exc:
+            log.exception("channel %s: could not record %d outcome(s)", self.plan.name, len(done))
+            self.result.stopped = self.result.stopped or (
+                f"stopped: could not write to the ledger ({type(exc).__name__}: "
+                f"{redact(str(exc))}); the next send shows what it could not record as unknown"
+            )
+            return
         self._advance(len(done))
