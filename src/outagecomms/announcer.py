@@ -50,8 +50,6 @@ AudienceInput = str | Path | Iterable[Recipient]
 # Small, because planning a chunk (normalising its addresses, one INSERT) holds up the
 # event loop, and with it every answer waiting to be read.
 _PLAN_CHUNK = 200
-# Most groups (provider requests) claimed in one ledger UPDATE when several slots are free.
-_CLAIM_TOGETHER = 100
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 30.0
 # How long in-flight deliveries may finish after an interrupt before they are marked unknown.
@@ -469,11 +467,13 @@ class _ChannelRun:
         self.max_retry_seconds = settings.max_retry_seconds
         self.breaker = _Breaker(settings.breaker_threshold)
         self.limiter = _RateLimiter(settings.effective_rate)
-        self.slots = asyncio.Semaphore(settings.effective_concurrency)
+        self.workers = settings.effective_concurrency
+        #: What stopped a worker unexpectedly (raised again once the others are done).
+        self._failure: Exception | None = None
         self.done = 0
-        # Outcomes not yet written to the ledger: see ``_finish``.
+        # Final outcomes not yet written to the ledger: see ``_finish``.
         self._unrecorded: list[tuple[str, Outcome]] = []
-        self._record_scheduled = False
+        self._flush_scheduled = False
 
     def _channel(self) -> Channel:
         name, kind = self.plan.name, self.plan.kind
@@ -497,8 +497,11 @@ class _ChannelRun:
         tasks: set[asyncio.Task[None]] = set()
         try:
             async with self._channel() as channel:
-                await self._feed(channel, tasks)
+                self._start_workers(channel, tasks)
                 await self._drain(tasks)
+                self._flush()
+                if self._failure is not None:
+                    raise self._failure
                 self.result.fallback_reason = getattr(channel, "reason", None)
         except Exception as exc:  # the channel could not even open: others go on
             if isinstance(exc, OutageCommsError):  # a known problem: the summary says it
@@ -517,67 +520,45 @@ class _ChannelRun:
                 )
         finally:
             await self._drain(tasks)
-            self._record()
+            self._flush()
         self.result.stopped = self.result.stopped or self._stop_reason()
         self.result.seconds = time.monotonic() - started
 
-    async def _feed(self, channel: Channel, tasks: set[asyncio.Task[None]]) -> None:
-        """Start a delivery for each group (one provider request) as slots free up, until
-        done or stopped.
+    def _start_workers(self, channel: Channel, tasks: set[asyncio.Task[None]]) -> None:
+        """Start the channel's ``concurrency`` workers, sharing one stream of groups.
 
-        Groups that find a slot free at once are claimed together in one ledger UPDATE
-        and started in the same turn of the event loop, so claiming several costs one
-        transaction, and none waits claimed but unsent.
+        Each worker claims the next group and sends it as soon as its previous request
+        is answered, in the same turn of the event loop. A central feeder handing out
+        slots would start the next request only a few turns later, after every other
+        answer that arrived meanwhile was handled: with 50 requests in flight that
+        cost about a tenth of the throughput (bench/RESULTS.md).
         """
-        ready: list[_Group] = []
-        try:
-            for unit in self._units(channel.batch_size):
-                for group in self._split(channel, unit):
-                    if ready and (self.slots.locked() or len(ready) >= _CLAIM_TOGETHER):
-                        self._start(channel, ready, tasks)
-                    if self._stop_reason() or not await self._acquire_slot():
-                        return
-                    ready.append(group)
-            self._start(channel, ready, tasks)
-        finally:
-            for _ in ready:  # stopped before they were claimed
-                self.slots.release()
-
-    def _start(self, channel: Channel, ready: list[_Group], tasks: set[asyncio.Task[None]]) -> None:
-        """Claim the ready groups, each holding a slot, and start their deliveries."""
-        groups = list(ready)
-        ready.clear()
-        if self._stop_reason():
-            for _ in groups:
-                self.slots.release()
-            return
-        for messages in self._claim(groups):
-            if not messages:
-                self.slots.release()
-                continue
-            task = asyncio.create_task(self._deliver(channel, messages))
+        groups = self._groups(channel)
+        for _ in range(self.workers):
+            task = asyncio.create_task(self._work(channel, groups))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
-    async def _acquire_slot(self) -> bool:
-        """Wait for a free delivery slot; False (and no slot held) when the run is stopped."""
-        if self.control.stopping.is_set():
-            return False
-        if not self.slots.locked():
-            # A free slot is taken at once: no wait, so nothing to race against a stop,
-            # and no two futures to create per message.
-            await self.slots.acquire()
-            return True
-        acquire = asyncio.ensure_future(self.slots.acquire())
-        stop = asyncio.ensure_future(self.control.stopping.wait())
+    def _groups(self, channel: Channel) -> Iterator[_Group]:
+        """Every planned unit, as the groups its provider takes in one request each."""
+        for unit in self._units(channel.batch_size):
+            yield from self._split(channel, unit)
+
+    async def _work(self, channel: Channel, groups: Iterator[_Group]) -> None:
+        """One worker: claim and deliver group after group until done or stopped.
+
+        The workers share ``groups``; a generator never runs in two of them at once
+        because it does not await.
+        """
         try:
-            await asyncio.wait((acquire, stop), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not acquire.done():
-                acquire.cancel()
-            await asyncio.gather(acquire, stop, return_exceptions=True)
-        return not acquire.cancelled()
+            for unit, rendered in groups:
+                if self._failure is not None or self._stop_reason():
+                    return
+                messages = self._claim(unit, rendered)
+                if messages:
+                    await self._attempts(channel, messages)
+        except Exception as exc:  # reading the audience or the ledger failed: stop them all
+            self._failure = self._failure or exc
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         """Wait for deliveries in flight. Once the run is stopped they get a grace period
@@ -667,26 +648,32 @@ class _ChannelRun:
             reply_to=reply_to,
         )
 
-    def _claim(self, groups: list[_Group]) -> list[list[Message]]:
-        """Mark the groups' claimable rows ``sending``; each group's messages to send."""
-        addresses = [address for unit, _ in groups for address, _ in unit]
-        claimed = set(
-            self.ledger.claim(self.key, self.plan.name, addresses, retry_unknown=self.retry_unknown)
-        )
-        if len(claimed) < len(addresses):
+    def _claim(
+        self, unit: list[tuple[str, Recipient | None]], rendered: list[Message] | None = None
+    ) -> list[Message]:
+        """Mark the unit's claimable rows ``sending``; their messages.
+
+        The outcomes answered since the last write are recorded in the same commit.
+        """
+        addresses = [address for address, _ in unit]
+        with self.ledger.transaction():
+            self._record()
+            claimed = set(
+                self.ledger.claim(
+                    self.key, self.plan.name, addresses, retry_unknown=self.retry_unknown
+                )
+            )
+        if len(claimed) < len(unit):
             self._count_unclaimed([a for a in addresses if a not in claimed])
+        if rendered is not None:
+            return [m for (address, _), m in zip(unit, rendered, strict=True) if address in claimed]
         reply_to = None
         if self.plan.kind == "social" and claimed:
             reply_to = self.ledger.latest_post(self.incident.id, self.plan.name)
         return [
-            [m for (address, _), m in zip(unit, rendered, strict=True) if address in claimed]
-            if rendered is not None
-            else [
-                self._render(address, recipient, reply_to)
-                for address, recipient in unit
-                if address in claimed
-            ]
-            for unit, rendered in groups
+            self._render(address, recipient, reply_to)
+            for address, recipient in unit
+            if address in claimed
         ]
 
     def _count_unclaimed(self, addresses: list[str]) -> None:
@@ -708,18 +695,16 @@ class _ChannelRun:
 
     # --- delivering ------------------------------------------------------------
 
-    async def _deliver(self, channel: Channel, messages: list[Message]) -> None:
-        try:
-            await self._attempts(channel, messages)
-        finally:
-            self.slots.release()
-
     async def _attempts(self, channel: Channel, messages: list[Message]) -> None:
         attempt, waited = 1, 0.0
         in_call = False
         try:
             while True:
                 await self.limiter.wait()
+                if self._stop_reason():
+                    # Stopped while waiting for the rate limit: nothing went out.
+                    self._release(messages)
+                    return
                 in_call = True
                 try:
                     outcomes = await channel.send(messages)
@@ -804,11 +789,12 @@ class _ChannelRun:
             self._advance(len(messages))
 
     def _finish(self, channel: Channel, done: list[tuple[Message, Outcome]]) -> None:
-        """Count final outcomes and have them written at the end of this turn of the event
-        loop, together with every other answer read in it: one transaction for all.
+        """Count final outcomes; they are written with the next claim, in its commit.
 
-        Until then their rows stay ``sending``: a crash in between leaves them ``unknown``,
-        never ``pending``, so nothing is sent twice.
+        A worker claims its next message right after an answer, so this saves a
+        transaction per message while a crash still leaves at most one message per
+        worker ``unknown``: never ``pending``, so nothing is sent twice. Outcomes no
+        claim follows are written at the end of this turn of the event loop.
         """
         if not done:
             return
@@ -822,24 +808,23 @@ class _ChannelRun:
             else:
                 self.result.failed_now += 1
             self._unrecorded.append((message.recipient, outcome))
-        if not self._record_scheduled:
-            self._record_scheduled = True
-            asyncio.get_running_loop().call_soon(self._record)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def _record(self) -> None:
-        """Write the outcomes ``_finish`` collected. A ledger that cannot be written stops
-        the channel: sending on without a record could send twice."""
-        self._record_scheduled = False
+        """Write the outcomes ``_finish`` collected."""
         done, self._unrecorded = self._unrecorded, []
-        if not done:
-            return
-        try:
+        if done:
             self.ledger.finish(self.key, self.plan.name, done)
+            self._advance(len(done))
+
+    def _flush(self) -> None:
+        """``_record`` outside a claim. A ledger that cannot be written stops the channel:
+        sending on without a record could send twice."""
+        self._flush_scheduled = False
+        try:
+            self._record()
         except Exception as exc:
-            log.exception("channel %s: could not record %d outcome(s)", self.plan.name, len(done))
-            self.result.stopped = self.result.stopped or (
-                f"stopped: could not write to the ledger ({type(exc).__name__}: "
-                f"{redact(str(exc))}); the next send shows what it could not record as unknown"
-            )
-            return
-        self._advance(len(done))
+            log.exception("channel %s: could not record outcomes", self.plan.name)
+            self._failure = self._failure or exc

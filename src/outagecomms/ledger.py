@@ -17,6 +17,7 @@ rehearsal is visible in ``outagecomms ledger`` but never counts as a real delive
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
@@ -168,16 +169,29 @@ class Ledger:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _transaction(self, statements: Iterable[tuple[str, Sequence[object]]]) -> None:
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group the writes of several calls into one transaction: one commit for all.
+
+        The write lock is taken at once (``BEGIN IMMEDIATE``), so a second process
+        waits for it instead of failing half-way. Nested uses join the outer one.
+        """
         with self._lock:
+            if self._db.in_transaction:
+                yield
+                return
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    self._db.execute(sql, params)
+                yield
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def _transaction(self, statements: Iterable[tuple[str, Sequence[object]]]) -> None:
+        with self.transaction():
+            for sql, params in statements:
+                self._db.execute(sql, params)
 
     # --- planning and claiming -------------------------------------------------
 
@@ -190,18 +204,12 @@ class Ledger:
             (self.mode, announcement, incident, channel, r, "pending", stamp, stamp)
             for r in recipients
         ]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO deliveries (mode, announcement, incident, channel,"
-                    " recipient, state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-                    rows,
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO deliveries (mode, announcement, incident, channel,"
+                " recipient, state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
+                rows,
+            )
 
     def claim(
         self,
@@ -228,7 +236,7 @@ class Ledger:
                 " RETURNING recipient"
             )
             params = (self.owner, stamp, self.mode, announcement, channel, *states, *chunk)
-            with self._lock:
+            with self.transaction():
                 claimed += [row[0] for row in self._db.execute(sql, params).fetchall()]
         return claimed
 
