@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
 from pathlib import Path
 
 from ..config import OutboxSettings
 from ..models import Message, Outcome
 from .banner import publish_banner
 from .base import Channel
+from .mime import build_email
 
 
 def _safe(text: str) -> str:
@@ -28,12 +27,13 @@ def _safe(text: str) -> str:
 class Outbox(Channel):
     settings: OutboxSettings
 
-    @property
-    def folder(self) -> Path:
-        return self.config.resolve(self.settings.path) / self.name
+    folder: Path
+
+    async def open(self) -> None:
+        self.folder = self.config.resolve(self.settings.path) / self.name
+        self.folder.mkdir(parents=True, exist_ok=True)
 
     async def send(self, messages: Sequence[Message]) -> list[Outcome]:
-        self.folder.mkdir(parents=True, exist_ok=True)
         return [self._write(message) for message in messages]
 
     def _write(self, message: Message) -> Outcome:
@@ -60,18 +60,14 @@ class Outbox(Channel):
 
     def _email(self, message: Message) -> tuple[str, str, str]:
         real = self.config.channels.get(self.name)
-        sender = getattr(real, "from_", None) or "outagecomms@localhost"
-        sender_name = getattr(real, "from_name", None) or self.config.organization.name
-        email = EmailMessage()
-        email["From"] = formataddr((sender_name, sender))
-        email["To"] = formataddr((message.name or "", message.recipient))
-        email["Subject"] = message.subject or ""
-        message_id = make_msgid(domain="outbox.outagecomms")
-        email["Message-ID"] = message_id
-        email["X-Outagecomms-Announcement"] = message.announcement
-        email.set_content(message.text)
-        email.add_alternative(message.html or "", subtype="html")
-        return email.as_string(), ".eml", message_id
+        mail, message_id = build_email(
+            message,
+            sender=getattr(real, "from_", None) or "outagecomms@localhost",
+            sender_name=getattr(real, "from_name", None) or self.config.organization.name,
+            reply_to=getattr(real, "reply_to", None),
+            id_domain="outbox.outagecomms",
+        )
+        return mail.as_string(), ".eml", message_id
 
     def _create(self, name: str, suffix: str, content: str) -> Path:
         """A new file; never overwrite, so a message written twice would show as two files."""

@@ -20,9 +20,7 @@ import functools
 import socket
 from collections.abc import Sequence
 from email.errors import MessageError
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING, Any
 
 from ..config import SmtpSettings
@@ -30,6 +28,7 @@ from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
 from .base import Channel, CheckResult
+from .mime import build_email
 
 if TYPE_CHECKING:
     import aiosmtplib
@@ -39,7 +38,6 @@ BATCH_SIZE = 50
 #: The probe must decide quickly whether to fall back: an outage is no time to wait.
 PROBE_TIMEOUT = 5.0
 IMPLICIT_TLS_PORT = 465
-ANNOUNCEMENT_HEADER = "X-Outagecomms-Announcement"
 
 
 @functools.cache
@@ -208,23 +206,12 @@ class SmtpEmail(Channel):
     def build(self, message: Message) -> tuple[EmailMessage, str]:
         """The email for one recipient, and its Message-ID."""
         settings = self.settings
-        sender = settings.from_ or ""
-        domain = sender.rpartition("@")[2] or "outagecomms.invalid"
-        email = EmailMessage()
-        email["From"] = Address(display_name=settings.from_name or "", addr_spec=sender)
-        email["To"] = Address(display_name=message.name or "", addr_spec=message.recipient)
-        email["Subject"] = message.subject or ""
-        if settings.reply_to:
-            email["Reply-To"] = settings.reply_to
-        email["Date"] = formatdate(usegmt=True)
-        # make_msgid without a domain calls socket.getfqdn, which can stall without DNS.
-        message_id = make_msgid(domain=domain)
-        email["Message-ID"] = message_id
-        email[ANNOUNCEMENT_HEADER] = message.announcement
-        email.set_content(message.text)
-        if message.html:
-            email.add_alternative(message.html, subtype="html")
-        return email, message_id
+        return build_email(
+            message,
+            sender=settings.from_ or "",
+            sender_name=settings.from_name,
+            reply_to=settings.reply_to,
+        )
 
     # --- check -----------------------------------------------------------------
 
