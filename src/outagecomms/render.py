@@ -11,13 +11,18 @@ parts are autoescaped. A per-recipient template that never mentions
 ``recipient`` is rendered once per run instead of once per person; one that
 only reads some of its fields (``recipient.name``) is rendered once per
 distinct value of those fields, so "Hi {{ recipient.name or 'there' }}" costs
-one rendering for an audience without names, not one per person.
+one rendering for an audience without names, not one per person. And one that
+only prints fields, as ``{{ recipient.name }}`` or ``{{ recipient.name or "there" }}``,
+is rendered once with a marker in their place; each person's text is then that
+rendering with the markers replaced by their values (escaped in ``.html`` parts),
+exactly what a full rendering would give, at a fraction of its cost.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import types
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +32,7 @@ from typing import Any
 import jinja2
 import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import escape
 
 from .config import Config, DriverSettings, TwilioSettings, XSettings
 from .errors import LimitError, TemplateError
@@ -92,6 +98,22 @@ class _Environment(SandboxedEnvironment):
         return f"{prefix}/{template}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """Where a template prints ``{{ recipient.<field> }}`` or ``{{ recipient.<field> or
+    "<fallback>" }}``: ``marker`` stands in for it in the part's skeleton."""
+
+    marker: str
+    field: str
+    fallback: str | None
+
+    def value(self, recipient: Recipient, autoescape: bool) -> str:
+        value = getattr(recipient, self.field)
+        if self.fallback is not None and not value:
+            value = self.fallback
+        return str(escape(value)) if autoescape else str(value)
+
+
 @dataclass(slots=True)
 class _Part:
     template: jinja2.Template
@@ -99,6 +121,56 @@ class _Part:
     #: (then two recipients with equal fields get the same text): ``()`` for a template
     #: that never mentions ``recipient``; None when unknown (rendered for every person).
     fields: tuple[str, ...] | None
+    #: When the template only prints fields (see ``_slots``): where, and its rendering
+    #: with the markers (made on first use).
+    slots: tuple[_Slot, ...] | None = None
+    skeleton: str | None = None
+
+
+# Nodes that can change what a printed value becomes (a filter block, a macro or call
+# block, a captured ``set``, a switch of autoescaping): markers may not stand in for it.
+_TRANSFORMING_NODES = (
+    jinja2.nodes.FilterBlock,
+    jinja2.nodes.Macro,
+    jinja2.nodes.CallBlock,
+    jinja2.nodes.AssignBlock,
+    jinja2.nodes.EvalContextModifier,
+)
+
+
+def _slots(ast: jinja2.nodes.Template) -> tuple[_Slot, ...] | None:
+    """The places a template prints recipient fields, when printing them whole is all it
+    does with ``recipient`` (then a marker can stand in for each); None otherwise."""
+    if any(True for _ in ast.find_all(_TRANSFORMING_NODES)):
+        return None
+    found: dict[str, _Slot] = {}
+    matched = 0
+    for output in ast.find_all(jinja2.nodes.Output):
+        for node in output.nodes:
+            fallback: str | None = None
+            if (
+                isinstance(node, jinja2.nodes.Or)
+                and isinstance(node.right, jinja2.nodes.Const)
+                and isinstance(node.right.value, str)
+            ):
+                node, fallback = node.left, node.right.value
+            if (
+                isinstance(node, jinja2.nodes.Getattr)
+                and isinstance(node.node, jinja2.nodes.Name)
+                and node.node.name == "recipient"
+                and node.attr in _RECIPIENT_FIELDS
+            ):
+                slot = found.setdefault(
+                    node.attr, _Slot(f"\x00{secrets.token_hex(8)}\x00", node.attr, fallback)
+                )
+                if slot.fallback != fallback:
+                    # One marker per field: it cannot stand for two different outputs.
+                    return None
+                matched += 1
+    uses = sum(1 for name in ast.find_all(jinja2.nodes.Name) if name.name == "recipient")
+    if not found or uses != matched:
+        return None
+    return tuple(found.values())
 
 
 def _recipient_fields(ast: jinja2.nodes.Template) -> tuple[str, ...] | None:
@@ -196,7 +268,8 @@ class Renderer:
             fields = ()
         else:
             fields = _recipient_fields(ast)
-        result = _Part(template, fields)
+        slots = _slots(ast) if fields else None
+        result = _Part(template, fields, slots)
         self._parts[(channel, part)] = result
         return result
 
@@ -232,6 +305,9 @@ class Renderer:
         rendered: dict[str, str] = {}
         for part in PARTS[kind]:
             entry = self._part(channel, kind, part)
+            if entry.slots is not None and recipient is not None:
+                rendered[part] = self._fill(channel, kind, entry, recipient)
+                continue
             same: dict[tuple[object, ...], str] | None = None
             values: tuple[object, ...] = ()
             if entry.fields is not None and (recipient is not None or not entry.fields):
@@ -240,49 +316,65 @@ class Renderer:
                 if values in same:
                     rendered[part] = same[values]
                     continue
-            context = {
-                **self._base_context,
-                "channel": {"name": channel, "kind": kind},
-            }
-            if recipient is not None:
-                context["recipient"] = recipient
-            try:
-                text = entry.template.render(context).strip()
-            except jinja2.UndefinedError as exc:
-                problem = (exc.message or "").replace("'mappingproxy object'", "'vars'")
-                raise TemplateError(
-                    f"{self._where(exc, entry.template)}: {problem}; "
-                    "use only incident, organization, recipient, channel and vars"
-                    " (add custom values under 'vars:' in the incident)"
-                ) from None
-            except jinja2.TemplateSyntaxError as exc:  # in a template it includes
-                raise TemplateError(
-                    f"{exc.filename or exc.name}, line {exc.lineno}: template syntax error: "
-                    f"{exc.message}"
-                ) from None
-            except jinja2.TemplateNotFound as exc:
-                prefix = (exc.name or "").partition("/")[0]
-                missing = self._display(exc.name) if prefix in self._roots else exc.name
-                raise TemplateError(
-                    f"{self._where(exc, entry.template)}: the template it includes or extends, "
-                    f"{missing}, does not exist; create it or fix the name"
-                ) from None
-            except UnicodeDecodeError as exc:
-                raise TemplateError(
-                    f"{entry.template.filename}: a template it includes or extends is not UTF-8 "
-                    f"text ({exc.reason} at byte {exc.start}); save it as UTF-8"
-                ) from None
-            except Exception as exc:  # a template's own mistake, e.g. {{ vars.count + 1 }}
-                raise TemplateError(
-                    f"{self._where(exc, entry.template)}: {type(exc).__name__}: {exc}; "
-                    "fix the template"
-                ) from None
+            text = self._render(channel, kind, entry, recipient).strip()
             if same is not None:
                 if len(same) >= _BY_FIELDS_LIMIT:
                     same.clear()
                 same[values] = text
             rendered[part] = text
         return rendered
+
+    def _fill(self, channel: str, kind: str, entry: _Part, recipient: Recipient) -> str:
+        """A part that only prints recipient fields: its skeleton, markers replaced."""
+        assert entry.slots is not None
+        if entry.skeleton is None:
+            markers = types.SimpleNamespace(**{slot.field: slot.marker for slot in entry.slots})
+            entry.skeleton = self._render(channel, kind, entry, markers)
+        text = entry.skeleton
+        autoescape = _autoescape(entry.template.name)
+        for slot in entry.slots:
+            text = text.replace(slot.marker, slot.value(recipient, autoescape))
+        return text.strip()
+
+    def _render(self, channel: str, kind: str, entry: _Part, recipient: object | None) -> str:
+        """One rendering of a part, its errors turned into a ``TemplateError`` naming the
+        file and line."""
+        context = {
+            **self._base_context,
+            "channel": {"name": channel, "kind": kind},
+        }
+        if recipient is not None:
+            context["recipient"] = recipient
+        try:
+            return entry.template.render(context)
+        except jinja2.UndefinedError as exc:
+            problem = (exc.message or "").replace("'mappingproxy object'", "'vars'")
+            raise TemplateError(
+                f"{self._where(exc, entry.template)}: {problem}; "
+                "use only incident, organization, recipient, channel and vars"
+                " (add custom values under 'vars:' in the incident)"
+            ) from None
+        except jinja2.TemplateSyntaxError as exc:  # in a template it includes
+            raise TemplateError(
+                f"{exc.filename or exc.name}, line {exc.lineno}: template syntax error: "
+                f"{exc.message}"
+            ) from None
+        except jinja2.TemplateNotFound as exc:
+            prefix = (exc.name or "").partition("/")[0]
+            missing = self._display(exc.name) if prefix in self._roots else exc.name
+            raise TemplateError(
+                f"{self._where(exc, entry.template)}: the template it includes or extends, "
+                f"{missing}, does not exist; create it or fix the name"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise TemplateError(
+                f"{entry.template.filename}: a template it includes or extends is not UTF-8 "
+                f"text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+            ) from None
+        except Exception as exc:  # a template's own mistake, e.g. {{ vars.count + 1 }}
+            raise TemplateError(
+                f"{self._where(exc, entry.template)}: {type(exc).__name__}: {exc}; fix the template"
+            ) from None
 
     def message(
         self,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from outagecomms import Incident, LimitError, Recipient, TemplateError
+from outagecomms import Incident, LimitError, Recipient, TemplateError, render
 from outagecomms.config import Config, load_config
 from outagecomms.render import Renderer
 
@@ -155,3 +155,72 @@ def test_email_subject_limits(tmp_path: Path) -> None:
         Renderer(config, INCIDENT).message(
             "email", "email", config.channels["email"], address="a@b.co", recipient=Recipient()
         )
+
+
+TRICKY_PEOPLE = [
+    Recipient(email="a@example.com", name="Ada"),
+    Recipient(email="b@example.com"),  # no name: the fallback
+    Recipient(email="c@example.com", name="<b>Bob & \"Co\"</b> 'x'"),
+    Recipient(email="d@example.com", name="Zoë 李 😀", locale="fr-FR"),
+    Recipient(email="e@example.com", name="{{ incident.title }} %s {0}"),
+    Recipient(email="f@example.com", name="0"),
+    Recipient(email="g@example.com", name="\x00 trailing spaces are stripped by Recipient "),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "filled"),
+    [
+        # Fields printed whole: filled in from one rendering.
+        ('Hi {{ recipient.name or "there" }}, {{ incident.title }} ({{ recipient.locale }})', True),
+        (
+            "{{ recipient.name or 'you' }}{% for n in [1, 2] %} {{ recipient.name or 'you' }}"
+            "{% endfor %}",
+            True,
+        ),
+        ('{% if incident.eta %}later{% endif %}Dear {{ recipient.name or "customer" }}', True),
+        # Fields used any other way: rendered per person.
+        (
+            "{{ recipient.name }}{% for n in [1, 2] %} {{ recipient.name or 'you' }}{% endfor %}",
+            False,
+        ),
+        ("{{ recipient.name | upper }}", False),
+        ("{% if recipient.name %}Hi {{ recipient.name }}{% else %}Hello{% endif %}", False),
+        ("{% filter upper %}{{ recipient.name }}{% endfilter %}", False),
+        ("{% set who %}{{ recipient.name }}{% endset %}{{ who | lower }}", False),
+        (
+            "{% autoescape false %}{{ recipient.name }}{% endautoescape %} {{ recipient.name }}",
+            False,
+        ),
+        ('{{ "Hi " ~ recipient.name }} {{ recipient["email"] }}', False),
+        ("{{ recipient.name or 0 }} {{ recipient.email }}", False),
+    ],
+)
+@pytest.mark.parametrize("part", ["txt", "html"])
+def test_filling_in_fields_gives_exactly_a_full_rendering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, filled: bool, part: str
+) -> None:
+    template(tmp_path, f"email.{part}.j2", text)
+    config = make_config(tmp_path)
+    fast = Renderer(config, INCIDENT)
+    got = [fast.render_parts("email", "email", person)[part] for person in TRICKY_PEOPLE]
+    assert (fast._parts[("email", part)].slots is not None) == filled
+    # The reference: every person rendered in full by Jinja.
+    monkeypatch.setattr(render, "_slots", lambda ast: None)
+    full = Renderer(config, INCIDENT)
+    assert got == [full.render_parts("email", "email", person)[part] for person in TRICKY_PEOPLE]
+
+
+def test_a_field_printed_whole_is_filled_in_not_rendered_again(tmp_path: Path) -> None:
+    template(tmp_path, "email.txt.j2", 'Hi {{ recipient.name or "there" }}, {{ incident | when }}')
+    renderer = Renderer(make_config(tmp_path), INCIDENT)
+    with pytest.raises(TemplateError, match=r"email\.txt\.j2"):
+        # A template error that does not depend on the person is still reported once...
+        renderer.render_parts("email", "email", Recipient(email="a@example.com", name="A"))
+    template(tmp_path, "email.txt.j2", 'Hi {{ recipient.name or "there" }}.')
+    renderer = Renderer(make_config(tmp_path), INCIDENT)
+    texts = [
+        renderer.render_parts("email", "email", Recipient(email=f"{n}@e.com", name=f"P{n}"))["txt"]
+        for n in range(3)
+    ]
+    assert texts == ["Hi P0.", "Hi P1.", "Hi P2."]
