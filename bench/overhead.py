@@ -117,7 +117,7 @@ def instant_transport(providers: InstantProviders) -> Iterator[None]:
 
     def make_http_client(*, timeout: float, connections: int, **options: Any) -> httpx.AsyncClient:
         headers = {"User-Agent": "outagecomms", **options.pop("headers", {})}
-        return httpx.AsyncClient(
+        return base.ApiClient(
             transport=httpx.MockTransport(providers.handle),
             timeout=httpx.Timeout(timeout),
             headers=headers,
