@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from .audience import OPTED_OUT_ELSEWHERE, CsvAudience, SkippedRow, Targets
+from .audience import OPTED_OUT_ELSEWHERE, CsvAudience, NumberMemo, SkippedRow, Targets
 from .channels import build_channel
 from .channels.base import Channel, CheckResult, never_reached_provider
 from .config import Config, DriverSettings, OutboxSettings, load_config, require_credentials
@@ -71,6 +71,8 @@ class ChannelPlan:
     total_segments: int = 0
     #: Addresses that a later row of the audience opted out: never sent to.
     excluded: frozenset[str] = frozenset()
+    #: SMS: each row's number as preflight parsed it, for the sending pass.
+    numbers: NumberMemo | None = None
 
     def observe(self, message: Message) -> None:
         self.recipients += 1
@@ -217,7 +219,12 @@ class Announcer:
         people = [p for p in plans.values() if p.kind in PER_RECIPIENT_KINDS]
         source = self._audience(audience) if people else None
         if source is not None:
-            targets = {p.name: Targets(p.kind, self.config.default_region) for p in people}  # type: ignore[arg-type]
+            for p in people:
+                p.numbers = NumberMemo() if p.kind == "sms" else None
+            targets = {
+                p.name: Targets(p.kind, self.config.default_region, numbers=p.numbers)  # type: ignore[arg-type]
+                for p in people
+            }
             for item in source:
                 for p in people:
                     address = targets[p.name].address(item)
@@ -605,6 +612,7 @@ class _ChannelRun:
             self.plan.kind,  # type: ignore[arg-type]
             self.config.default_region,
             excluded=self.plan.excluded,
+            numbers=self.plan.numbers,
         )
         chunk: list[tuple[str, Recipient | None]] = []
         for item in self.audience:

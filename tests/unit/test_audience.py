@@ -383,3 +383,31 @@ def test_a_million_rows_are_streamed_not_loaded(tmp_path: Path) -> None:
         stream.close()  # type: ignore[attr-defined]
     assert seen == 50_000
     assert peak < 1_000_000, f"peak {peak} bytes while streaming a {size}-byte file"
+
+
+def test_the_sending_pass_reuses_the_numbers_preflight_parsed_unless_a_row_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from outagecomms import audience
+
+    rows: list[Recipient | SkippedRow] = [
+        Recipient(phone="(201) 555-0123", sms_opt_in="yes"),
+        SkippedRow(line=3, reason="bad row"),
+        Recipient(phone="not a number", sms_opt_in="yes"),
+        Recipient(phone="(201) 555-0124", sms_opt_in="yes"),
+    ]
+    memo = audience.NumberMemo()
+    targets = audience.Targets("sms", "US", numbers=memo)
+    first = [targets.address(row) for row in rows]
+    assert first == ["+12015550123", None, None, "+12015550124"]
+
+    parsed: list[str] = []
+    real = audience.normalise_phone
+    monkeypatch.setattr(
+        audience, "normalise_phone", lambda raw, region: parsed.append(raw) or real(raw, region)
+    )
+    rows[3] = Recipient(phone="(201) 555-0199", sms_opt_in="yes")  # edited in between
+    targets = audience.Targets("sms", "US", numbers=memo)
+    again = [targets.address(row) for row in rows]
+    assert again == ["+12015550123", None, None, "+12015550199"]
+    assert parsed == ["(201) 555-0199"], "only the changed row is parsed again"

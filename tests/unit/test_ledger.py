@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from outagecomms import Ledger, Outcome
 
 KEY, INCIDENT = "mail-down/investigating", "mail-down"
@@ -147,3 +149,19 @@ def test_two_processes_never_claim_the_same_row(tmp_path: Path) -> None:
     assert sorted(claimed[0] + claimed[1]) == sorted(people)
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT COUNT(*), SUM(attempts) FROM deliveries").fetchone() == (400, 400)
+
+
+def test_a_transaction_commits_its_calls_together_or_not_at_all(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "ledger.db") as ledger, Ledger(tmp_path / "ledger.db") as other:
+        ledger.add_pending(KEY, INCIDENT, "sms", PEOPLE[:3])
+        with ledger.transaction():
+            ledger.claim(KEY, "sms", PEOPLE[:1])
+            ledger.finish(KEY, "sms", [(PEOPLE[0], Outcome.sent("SM1"))])
+            ledger.claim(KEY, "sms", PEOPLE[1:2])  # nested calls join the outer transaction
+            assert other.counts(KEY, "sms")["pending"] == 3, "nothing visible before the commit"
+        counts = other.counts(KEY, "sms")
+        assert (counts["pending"], counts["sending"], counts["sent"]) == (1, 1, 1)
+        with pytest.raises(RuntimeError), ledger.transaction():
+            ledger.finish(KEY, "sms", [(PEOPLE[1], Outcome.sent("SM2"))])
+            raise RuntimeError("crash between two writes")
+        assert other.counts(KEY, "sms")["sending"] == 1, "rolled back"

@@ -107,3 +107,34 @@ def test_bad_input_raises_before_sending(shop: Path) -> None:
     with pytest.raises(LimitError, match="over max_segments 2"):
         announcer.send(long, sandbox=True)
     assert not (shop / ".outagecomms").exists(), "nothing may be recorded after a bad input"
+
+
+def test_a_ledger_that_cannot_be_written_stops_the_channel_not_the_run(
+    shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from outagecomms.ledger import Ledger
+
+    finish = Ledger.finish
+    calls = 0
+
+    def failing_finish(self: Ledger, *args: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 3:
+            raise sqlite3.OperationalError("disk I/O error")
+        finish(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Ledger, "finish", failing_finish)
+    announcer = Announcer.from_config(shop / "channels.yaml")
+    incident = Incident.load(shop / "examples/incident-investigating.yaml")
+    people = [Recipient(phone=f"+1201555{n:04d}", sms_opt_in="yes") for n in range(200)]
+    result = announcer.send(incident, channels=["sms"], sandbox=True, audience=people)
+    sms = result.channels["sms"]
+    assert "disk I/O error" in (sms.stopped or "")
+    assert not result.ok and result.exit_code == 1
+    # It stopped: far from all 200 were written to the outbox, and none went out twice.
+    files = sorted((shop / ".outagecomms/outbox/sms").iterdir())
+    assert len(files) < 200
+    assert len({f.read_text() for f in files}) == len(files)
