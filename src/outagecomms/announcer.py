@@ -52,6 +52,8 @@ AudienceInput = str | Path | Iterable[Recipient]
 _PLAN_CHUNK = 200
 _BACKOFF_BASE = 0.5
 _BACKOFF_CAP = 30.0
+# Groups a worker delivers before it lets the rest of the event loop run (see ``_work``).
+_YIELD_EVERY = 32
 # How long in-flight deliveries may finish after an interrupt before they are marked unknown.
 _GRACE_SECONDS = 10.0
 
@@ -558,12 +560,17 @@ class _ChannelRun:
         because it does not await.
         """
         try:
-            for unit, rendered in groups:
+            for done, (unit, rendered) in enumerate(groups, start=1):
                 if self._failure is not None or self._stop_reason():
                     return
                 messages = self._claim(unit, rendered)
                 if messages:
                     await self._attempts(channel, messages)
+                if done % _YIELD_EVERY == 0:
+                    # A channel that never waits (the sandbox outbox, a file banner) would
+                    # otherwise hold the event loop until it is done: the other channels,
+                    # Ctrl-C and the ledger's end-of-turn writes would all wait for it.
+                    await asyncio.sleep(0)
         except Exception as exc:  # reading the audience or the ledger failed: stop them all
             self._failure = self._failure or exc
 

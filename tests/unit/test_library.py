@@ -138,3 +138,26 @@ def test_a_ledger_that_cannot_be_written_stops_the_channel_not_the_run(
     files = sorted((shop / ".outagecomms/outbox/sms").iterdir())
     assert len(files) < 200
     assert len({f.read_text() for f in files}) == len(files)
+
+
+def test_channels_that_never_wait_still_take_turns(shop: Path) -> None:
+    """The sandbox outbox never waits on a network: its channels must still interleave
+    (and leave room for Ctrl-C), not run one after the other."""
+    announcer = Announcer.from_config(shop / "channels.yaml")
+    incident = Incident.load(shop / "examples/incident-investigating.yaml")
+    people = [
+        Recipient(email=f"p{n}@example.com", phone=f"+1201555{n:04d}", sms_opt_in="yes")
+        for n in range(2000)
+    ]
+    events: list[tuple[str, int]] = []
+    result = announcer.send(
+        incident,
+        channels=["sms", "email"],
+        sandbox=True,
+        audience=people,
+        progress=lambda channel, done, total: events.append((channel, done)),
+    )
+    assert result.ok
+    first_email = next(i for i, (channel, _) in enumerate(events) if channel == "email")
+    sms_by_then = max(done for channel, done in events[:first_email] if channel == "sms")
+    assert sms_by_then < 1000, "the email channel waited for half the SMS"
