@@ -275,6 +275,8 @@ def run_cli(args: Sequence[str], *, cwd: Path, env: dict[str, str], timeout: flo
         # where the time goes. `py-spy` makes a flame graph of them, or read them as text.
         Path(profile).mkdir(parents=True, exist_ok=True)
         stacks = Path(profile) / f"{args[0]}-{time.strftime('%H%M%S')}.txt"
+        if not (BIN / "py-spy").exists():
+            raise RuntimeError("BENCH_PROFILE needs py-spy: pip install -e '.[profile]'")
         spy = [str(BIN / "py-spy"), "record", "--rate", "250", "--format", "raw", "-o", str(stacks)]
         command = [*spy, "--", *command]
     cpu = children_cpu()
