@@ -15,7 +15,6 @@ process was (it must not be the bottleneck).
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -250,7 +249,7 @@ def _sms(
         "bare_cpu_us": limit.cpu / n * 1e6,
         "wall_s": ours.wall,
         "rate": ours_rate,
-        "rates": statistics.mean(n / r.wall for r in ours_runs),
+        "rates": [n / r.wall for r in ours_runs],
         "span_s": ours.span,
         "cpu_us": ours.cpu / n * 1e6,
         "fake_busy": ours.fake_cpu / ours.wall,
