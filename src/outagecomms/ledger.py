@@ -67,9 +67,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (mode, announcement, channel, recipient)
 );
 -- No secondary index holds ``state``: a message changes state twice (claim, finish), and
--- every index holding it would be rewritten in both commits (bench/RESULTS.md: the ledger
--- cost per SMS fell from about 250 to 150 µs without them). Counts and failures read the
--- primary key's (mode, announcement, channel) prefix; crash recovery has its partial index.
+-- every index holding it would be rewritten in both commits (measured with `python -m
+-- bench overhead`: the ledger cost per SMS fell from about 250 to 150 µs without them).
+-- Counts and failures read the primary key's (mode, announcement, channel) prefix; crash
+-- recovery has its partial index.
 CREATE INDEX IF NOT EXISTS deliveries_by_incident_channel ON deliveries (incident, channel);
 CREATE INDEX IF NOT EXISTS deliveries_sending ON deliveries (owner) WHERE state = 'sending';
 -- The indexes of earlier versions, replaced by the two above.
