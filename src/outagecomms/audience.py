@@ -229,9 +229,9 @@ class Targets:
 
     def _key(self, address: str) -> int:
         """An address as a small int, 30-40% lighter than the string (tracemalloc, a
-        million addresses): an E.164 number is its digits, exactly; an email address is a 128-bit
-        BLAKE2 digest, so two addresses share one with a chance of about 1e-27 in a
-        million-row audience."""
+        million addresses): an E.164 number is its digits, exactly; an email address is a
+        128-bit BLAKE2 digest, so two addresses share one with a chance of about 1e-27 in
+        a million-row audience."""
         if self.kind == "sms":
             return int(address[1:])
         return int.from_bytes(hashlib.blake2b(address.encode(), digest_size=16).digest())
