@@ -57,11 +57,16 @@ class PostgresServer:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
-    def new_database(self) -> str:
-        """A fresh, empty database; its DSN."""
+    def add_role(self, name: str, password: str) -> None:
+        """A login role with a password and no privilege beyond PostgreSQL's defaults
+        (since 15 it may not create tables in a database it does not own)."""
+        self.admin(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+
+    def new_database(self, user: str | None = None) -> str:
+        """A fresh, empty database (owned by the superuser); its DSN for ``user``."""
         name = f"t_{uuid.uuid4().hex[:12]}"
         self.admin(f"CREATE DATABASE {name}")
-        return self.url(name)
+        return self.url(name, user)
 
 
 @contextlib.contextmanager
@@ -94,6 +99,12 @@ def postgres_server() -> Iterator[PostgresServer]:
             "--no-sync",
         ],
         **quiet,
+    )
+    # The superuser connects without a password; every other role needs its password.
+    (data / "db" / "pg_hba.conf").write_text(
+        "local all all trust\n"
+        "host all postgres 127.0.0.1/32 trust\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n"
     )
     options = (
         f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off"

@@ -310,6 +310,8 @@ def send(
         plan = announcer.preflight(
             incident, channel, audience=audience, credentials=not (dry_run or sandbox)
         )
+        if not dry_run:
+            announcer.open_store(sandbox=sandbox).close()  # a ledger that cannot open: exit 2 now
     _show_plan(plan)
     if dry_run:
         out.print("\n[bold]Dry run:[/] nothing was sent or recorded.")

@@ -9,17 +9,11 @@ from pathlib import Path
 import pytest
 
 from outagecomms.store import Mode, Store, open_store
-from tests.pg import PostgresServer, postgres_server
+from tests.pg import PostgresServer
 
 ENGINES = ("sqlite", "postgresql")
 
 OpenStore = Callable[..., Store]
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.fixture(params=ENGINES)

@@ -10,7 +10,6 @@ rules (``base.Store``); an engine only connects and runs statements.
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -76,10 +75,14 @@ def view_store(url: str, *, base_dir: Path = Path(".")) -> Store | None:
         return None
     try:
         return open_store(url, base_dir=base_dir)
-    except sqlite3.OperationalError:
-        if path is None:
+    except ConfigError:
+        if path is None or path.is_dir():
             raise
-        return SqliteStore(path, read_only=True)
+        try:
+            return SqliteStore(path, read_only=True)
+        except ConfigError:
+            pass
+        raise
 
 
 __all__ = [

@@ -18,7 +18,7 @@ import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..redact import redact, register_secret
 from .base import SCHEMA, Store
 from .records import Mode
@@ -31,6 +31,7 @@ CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (mode, announcement,
 # Any number both kinds of sender agree on: the key of the schema's advisory lock.
 _SCHEMA_LOCK = 0x6F757461  # "outa"
 _CONNECT_TIMEOUT = 10
+_WAIT_SECONDS = 5
 
 
 def shown_dsn(url: str) -> str:
@@ -44,6 +45,12 @@ def shown_dsn(url: str) -> str:
     host = parts.netloc.rpartition("@")[2]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _first_line(exc: BaseException) -> str:
+    """A database error in one line, without secrets."""
+    lines = [line.strip() for line in redact(str(exc)).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 @functools.lru_cache(maxsize=256)
@@ -71,7 +78,8 @@ class PostgresStore(Store):
                 min_size=1,
                 max_size=4,
                 kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT},
-                timeout=_CONNECT_TIMEOUT,
+                # How long a statement waits for a connection when the database is gone.
+                timeout=_WAIT_SECONDS,
                 open=False,
             )
             self._pool.open(wait=True, timeout=_CONNECT_TIMEOUT)
@@ -87,11 +95,11 @@ class PostgresStore(Store):
         except pg_errors.InsufficientPrivilege as exc:
             raise ConfigError(
                 f"ledger {self.name}: no permission to create or use its tables "
-                f"({redact(str(exc)).strip()}); grant the user CREATE on the database"
+                f"({_first_line(exc)}); let the user own the database, or create the tables "
+                "once as a user who may"
             ) from None
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-            reason = redact(str(exc)).strip().replace("\n", " ") or type(exc).__name__
-            raise ConfigError(f"ledger {self.name}: {doing}: {reason}") from None
+            raise ConfigError(f"ledger {self.name}: {doing}: {_first_line(exc)}") from None
 
     def _create_tables(self, conn: psycopg.Connection) -> None:
         with conn.transaction():
@@ -104,12 +112,24 @@ class PostgresStore(Store):
         self._pool.close()
 
     @contextlib.contextmanager
+    def _failing_as_store_error(self) -> Iterator[None]:
+        """The database lost during a run: one error naming the ledger (exit 1)."""
+        try:
+            yield
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise StoreError(f"ledger {self.name}: {_first_line(exc)}") from exc
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         with self.lock:
             if self._tx is not None:
                 yield
                 return
-            with self._pool.connection() as conn, conn.transaction():
+            with (
+                self._failing_as_store_error(),
+                self._pool.connection() as conn,
+                conn.transaction(),
+            ):
                 self._tx = conn
                 try:
                     yield
@@ -118,7 +138,7 @@ class PostgresStore(Store):
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
-        with self.lock:
+        with self.lock, self._failing_as_store_error():
             if self._tx is not None:
                 yield self._tx
             else:

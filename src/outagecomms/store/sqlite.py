@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ..errors import ConfigError, StoreError
 from .base import SCHEMA, Store
 from .records import Mode
 
@@ -26,23 +27,43 @@ class SqliteStore(Store):
     def __init__(self, path: Path, mode: Mode = "live", *, read_only: bool = False) -> None:
         super().__init__(str(path), mode, read_only=read_only)
         self.path = path
-        if read_only:
-            self._db = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = self._connect()
-            with self.lock:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                # NORMAL keeps every commit safe from a process crash; only power loss can undo one.
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(SCHEMA.format(serial="") + _LEGACY)
         self._aside: sqlite3.Connection | None = None
-        self._opened()
+        try:
+            self._db = self._open_read_only() if read_only else self._open()
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(_cannot_open(path, exc)) from None
+        try:
+            self._opened()
+        except StoreError as exc:
+            self._db.close()
+            raise ConfigError(_cannot_open(path, exc.__cause__ or exc)) from None
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._connect()
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL keeps every commit safe from a process crash; only power loss can undo one.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA.format(serial="") + _LEGACY)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            db.execute("SELECT 1 FROM deliveries LIMIT 1").fetchall()  # fails now, not later
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _connect(self) -> sqlite3.Connection:
         # Autocommit: every statement is its own transaction unless we BEGIN explicitly.
@@ -57,32 +78,60 @@ class SqliteStore(Store):
                 self._aside.close()
 
     @contextlib.contextmanager
+    def _failing_as_store_error(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"ledger {self.name}: {exc}") from exc
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         with self.lock:
             if self._db.in_transaction:
                 yield
                 return
-            self._db.execute("BEGIN IMMEDIATE")
+            with self._failing_as_store_error():
+                self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            with self._failing_as_store_error():
+                self._db.execute("COMMIT")
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
-        with self.lock:
+        with self.lock, self._failing_as_store_error():
             return self._db.execute(sql, params).fetchall()
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> int:
-        with self.lock:
+        with self.lock, self._failing_as_store_error():
             return self._db.executemany(sql, rows).rowcount
 
     def execute_count(self, sql: str, params: Sequence[object] = ()) -> int:
-        with self.lock:
+        with self.lock, self._failing_as_store_error():
             return self._db.execute(sql, params).rowcount
 
     def execute_aside(self, sql: str, params: Sequence[object]) -> None:
         if self._aside is None:
             self._aside = self._connect()
         self._aside.execute(sql, params)
+
+
+def _cannot_open(path: Path, exc: BaseException) -> str:
+    """One line naming the ledger, what is wrong with it and what to do."""
+    reason = str(exc) or type(exc).__name__
+    if path.is_dir():
+        hint = "it is a folder; point 'ledger:' at a file, e.g. sqlite:///.outagecomms/ledger.db"
+    elif isinstance(exc, OSError):
+        hint = f"its folder {path.parent} cannot be created ({exc.strerror or reason})"
+    elif "not a database" in reason:
+        hint = "the file is not an outagecomms ledger; move it away or point 'ledger:' elsewhere"
+    elif "readonly" in reason or "read-only" in reason:
+        hint = "the file is read-only; make it writable or point 'ledger:' elsewhere"
+    elif "unable to open" in reason:
+        hint = "check that its folder exists and is writable"
+    else:
+        hint = reason
+    return f"ledger {path} cannot be opened: {hint}"
