@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+from yarl import URL
 
 from .common import EMAIL_FROM, SENDER, e164, email
 
@@ -20,18 +21,27 @@ from .common import EMAIL_FROM, SENDER, e164, email
 async def _post_all(
     url: str, bodies: Sequence[bytes], headers: dict[str, str], concurrency: int, expect: int
 ) -> float:
-    """POST every body with ``concurrency`` requests in flight; seconds from first to last."""
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-        next_index = 0
+    """POST every body with ``concurrency`` requests in flight; seconds from first to last.
+
+    Made as fast as aiohttp goes, so that it is a fair limit: one session and one
+    connector sized to the concurrency (every connection kept alive and reused), no
+    cookie jar, the URL parsed once, headers set once on the session, bodies built
+    before the clock starts, and each answer only read and its status checked.
+    """
+    connector = aiohttp.TCPConnector(
+        limit=concurrency, limit_per_host=concurrency, keepalive_timeout=60
+    )
+    target = URL(url, encoded=True)
+    async with aiohttp.ClientSession(
+        connector=connector, headers=headers, cookie_jar=aiohttp.DummyCookieJar()
+    ) as session:
+        work = iter(bodies)
         failures = 0
 
         async def worker() -> None:
-            nonlocal next_index, failures
-            while next_index < len(bodies):
-                body = bodies[next_index]
-                next_index += 1
-                async with session.post(url, data=body) as response:
+            nonlocal failures
+            for body in work:
+                async with session.post(target, data=body) as response:
                     await response.read()
                     if response.status != expect:
                         failures += 1

@@ -4,10 +4,13 @@ audience, preflight rendering and limits, planning, the adapter (the Twilio SDK 
 SendGrid payload and its parsing) and the ledger.
 
 The HTTP channels build their client through ``outagecomms.channels.base.make_http_client``;
-here (in this process only) it returns an ``httpx.AsyncClient`` on an
-``httpx.MockTransport`` that answers like the provider: 201 with a Twilio message
-JSON (a fresh ``SM...`` sid each time), or 202 with an ``X-Message-Id`` for SendGrid.
-The run is the CLI's: ``preflight``, then ``send_async`` with the plan.
+here (in this process only) it returns the product's ``ApiClient`` on an
+``InstantTransport``: the product's ``ApiTransport`` with the network replaced, at the
+same seam in both of its paths (``post``, which the Twilio adapter uses, and
+``handle_async_request``, through which httpx sends SendGrid's requests). It answers
+like the provider: 201 with a Twilio message JSON (a fresh ``SM...`` sid each time), or
+202 with an ``X-Message-Id`` for SendGrid. The run is the CLI's: ``preflight``, then
+``send_async`` with the plan.
 
 One more SMS case replaces the Twilio adapter itself by one that answers "sent" at
 once, without the SDK or httpx: what remains is exactly audience reading,
@@ -74,12 +77,15 @@ class InstantProviders:
         }
         self._twilio_parts = json.dumps(answer, separators=(",", ":")).encode().split(b"@SID@")
 
+    def twilio_created(self) -> bytes:
+        """The body of Twilio's 201 for one more message."""
+        self.sms += 1
+        return (b"SM%032x" % next(self._ids)).join(self._twilio_parts)
+
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path.endswith("/Messages.json"):
-            self.sms += 1
-            sid = b"SM%032x" % next(self._ids)
-            body = sid.join(self._twilio_parts)
+            body = self.twilio_created()
             return httpx.Response(201, content=body, headers={"Content-Type": "application/json"})
         if path == "/v3/mail/send":
             self.email_requests += 1
@@ -108,17 +114,38 @@ def no_adapter(providers: InstantProviders) -> Iterator[None]:
         TwilioSms.send = original  # type: ignore[method-assign]
 
 
+def instant_transport_class(providers: InstantProviders) -> type[httpx.AsyncBaseTransport]:
+    """The product's ``ApiTransport`` answering from ``providers`` instead of the network."""
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from outagecomms.channels.base import Answer, ApiTransport, Endpoint
+
+    json_headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
+
+    class InstantTransport(ApiTransport):
+        async def post(self, endpoint: Endpoint, body: bytes) -> Answer:
+            if not endpoint.url.path.endswith("/Messages.json"):
+                raise RuntimeError(f"no instant answer for {endpoint.url}")
+            return Answer(201, json_headers, providers.twilio_created())
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return providers.handle(request)
+
+    return InstantTransport
+
+
 @contextmanager
 def instant_transport(providers: InstantProviders) -> Iterator[None]:
     """Swap ``make_http_client`` for one on the in-process transport (this process only)."""
     from outagecomms.channels import base
 
     original = base.make_http_client
+    transport = instant_transport_class(providers)
 
     def make_http_client(*, timeout: float, connections: int, **options: Any) -> httpx.AsyncClient:
         headers = {"User-Agent": "outagecomms", **options.pop("headers", {})}
         return base.ApiClient(
-            transport=httpx.MockTransport(providers.handle),
+            transport=transport(),
             timeout=httpx.Timeout(timeout),
             headers=headers,
             **options,

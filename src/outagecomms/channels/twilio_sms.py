@@ -49,7 +49,7 @@ from ..config import TwilioSettings, require_credentials
 from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
-from .base import CheckResult, HttpChannel, is_transient_status, retry_after, short
+from .base import CheckResult, Endpoint, HttpChannel, is_transient_status, retry_after, short
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,10 @@ class HttpxTwilioClient(AsyncHttpClient):
             timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             follow_redirects=allow_redirects,
         )
-        return _sdk_response(response)
+        # httpx.Headers rescans every header per key when the SDK copies it with dict();
+        # one pass into a plain dict (keys lower-cased) avoids that.
+        headers = dict(response.headers.items())
+        return Response(response.status_code, _text(response.content), headers)
 
 
 def _on_base_url(url: str, base_url: str) -> str:
@@ -113,11 +116,9 @@ def _on_base_url(url: str, base_url: str) -> str:
     return base_url + url[len(TWILIO_API) :] if url.startswith(TWILIO_API) else url
 
 
-def _sdk_response(response: httpx.Response) -> Response:
-    """An httpx answer as the SDK's ``Response``: headers in a plain dict (keys lower-cased),
-    the body decoded as UTF-8 (Twilio answers JSON, RFC 8259) without looking up a charset."""
-    text = response.content.decode("utf-8", errors="replace")
-    return Response(response.status_code, text, dict(response.headers.items()))
+def _text(content: bytes) -> str:
+    """A body as text: Twilio answers JSON, which is UTF-8 (RFC 8259); no charset lookup."""
+    return content.decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,35 +129,29 @@ class MessageRequest:
     StatusCallback), so a message only adds its two own fields.
     """
 
-    url: httpx.URL
+    endpoint: Endpoint
     #: The SDK's resource path, as its exceptions name it.
     uri: str
-    headers: httpx.Headers
     form: bytes
-    extensions: dict[str, object]
 
     @classmethod
     def of(
         cls, twilio: Client, http: httpx.AsyncClient, base_url: str, sender: dict[str, str]
     ) -> MessageRequest:
-        """Built with the SDK's own URL, header and auth rules, merged into the client's
-        defaults exactly as ``httpx.AsyncClient.request`` would."""
+        """Built with the SDK's own URL, header and auth rules."""
         messages = twilio.messages
         url = twilio.get_hostname(messages._version.absolute_url(messages._uri))
         wanted = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
-        headers = httpx.Headers(http.headers)
-        headers.update(twilio.get_headers("POST", wanted))
+        headers = twilio.get_headers("POST", wanted)
         username, password = twilio.auth
         assert username is not None and password is not None  # _sdk_client passes both
         credentials = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
         headers["Authorization"] = f"Basic {credentials}"
         fields = {name: sender[key] for key, name in _SENDER_FIELDS.items() if key in sender}
         return cls(
-            url=httpx.URL(_on_base_url(url, base_url)),
+            endpoint=Endpoint(http, _on_base_url(url, base_url), headers),
             uri=messages._uri,
-            headers=headers,
             form=b"".join(b"&" + _field(name, value) for name, value in fields.items()),
-            extensions={"timeout": http.timeout.as_dict()},
         )
 
 
@@ -246,22 +241,15 @@ class TwilioSms(HttpChannel):
 
     async def _send_one(self, message: Message) -> Outcome:
         shared = self._request
-        request = httpx.Request(
-            "POST",
-            shared.url,
-            headers=shared.headers,
-            content=self._form(message),
-            extensions=shared.extensions,
-        )
-        response = await self.http.send(request)
-        status = response.status_code
+        answer = await shared.endpoint.post(self._form(message))
+        status = answer.status
         if not 200 <= status < 300:
-            answer = _sdk_response(response)
-            exc = Version.exception("POST", shared.uri, answer, "Unable to create record")
+            response = Response(status, _text(answer.content), dict(answer.headers.items()))
+            exc = Version.exception("POST", shared.uri, response, "Unable to create record")
             return _failure(exc, answer.headers)
         try:
             # As the SDK: an empty body is an empty record.
-            created = json.loads(response.content.decode("utf-8", errors="replace") or "{}")
+            created = json.loads(_text(answer.content) or "{}")
         except json.JSONDecodeError:
             created = None
         if not isinstance(created, dict):
