@@ -118,7 +118,7 @@ def instant_transport_class(providers: InstantProviders) -> type[httpx.AsyncBase
     """The product's ``ApiTransport`` answering from ``providers`` instead of the network."""
     from multidict import CIMultiDict, CIMultiDictProxy
 
-    from outagecomms.channels.base import Answer, ApiTransport, Endpoint
+    from outagecomms.channels.http import Answer, ApiTransport, Endpoint
 
     json_headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
 

@@ -15,11 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import aiohttp
 import httpx
-import yarl
-from httpx_aiohttp.transport import AiohttpTransport, map_aiohttp_exceptions
-from multidict import CIMultiDict
 
 from ..config import Config, DriverSettings, HttpDriverSettings
 from ..models import Kind, Message, Outcome
@@ -157,85 +153,10 @@ class ApiClient(httpx.AsyncClient):
         raise TypeError("an ApiClient keeps no cookies")
 
 
-class ApiTransport(AiohttpTransport):
-    """httpx_aiohttp's transport, with a direct POST for a channel's hot path.
-
-    Its aiohttp session keeps no cookies (as ``ApiClient``): aiohttp would otherwise
-    filter its cookie jar for every request.
-    """
-
-    def get_client(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            keepalive_timeout=self.limits.keepalive_expiry,
-            ssl=self.ssl_context,
-            limit=self.limits.max_connections or 100,
-        )
-        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-
-    async def post(self, endpoint: Endpoint, body: bytes) -> Answer:
-        """POST ``body`` straight through aiohttp: no httpx request or response object, the
-        URL and headers prepared once. Errors are mapped to httpx's exceptions as
-        ``handle_async_request`` maps them."""
-        if not isinstance(self.client, aiohttp.ClientSession):
-            self.client = self.get_client()
-        with map_aiohttp_exceptions():
-            async with self.client.post(
-                endpoint.aiohttp_url,
-                headers=endpoint.aiohttp_headers,
-                data=body,
-                allow_redirects=False,
-                timeout=endpoint.aiohttp_timeout,
-            ) as response:
-                return Answer(response.status, response.headers, await response.read())
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A provider's answer, whichever way it came."""
-
-    status: int
-    #: Case-insensitive (aiohttp's or httpx's headers).
-    headers: Mapping[str, str]
-    content: bytes
-
-
-class Endpoint:
-    """One provider URL and the headers every request to it carries, prepared once.
-
-    ``post`` goes straight through aiohttp when the client's transport is the
-    ``ApiTransport`` of ``make_http_client``; through any other transport (respx's mock,
-    an ``httpx.MockTransport``) it sends a plain ``httpx.Request`` with ``client.send``.
-    The headers are the client's defaults updated with ``headers``, as
-    ``httpx.AsyncClient.request`` merges them.
-    """
-
-    def __init__(self, http: httpx.AsyncClient, url: str, headers: Mapping[str, str]) -> None:
-        self.http = http
-        self.url = httpx.URL(url)
-        self.headers = httpx.Headers(http.headers)
-        self.headers.update(headers)
-        timeout = http.timeout
-        self.extensions = {"timeout": timeout.as_dict()}
-        self.aiohttp_url = yarl.URL(str(self.url), encoded=True)
-        self.aiohttp_headers = CIMultiDict(self.headers.items())
-        self.aiohttp_timeout = aiohttp.ClientTimeout(
-            sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool
-        )
-
-    async def post(self, body: bytes) -> Answer:
-        # The transport as httpx picks it for this URL (respx replaces exactly this lookup).
-        transport = self.http._transport_for_url(self.url)
-        if isinstance(transport, ApiTransport):
-            return await transport.post(self, body)
-        request = httpx.Request(
-            "POST", self.url, headers=self.headers, content=body, extensions=self.extensions
-        )
-        response = await self.http.send(request)
-        return Answer(response.status_code, response.headers, response.content)
-
-
 def make_http_client(*, timeout: float, connections: int, **options: Any) -> httpx.AsyncClient:
     """An ``ApiClient`` on the aiohttp transport, its pool sized to the concurrency."""
+    from .http import ApiTransport
+
     limits = httpx.Limits(max_connections=max(connections, 1), max_keepalive_connections=None)
     headers = {"User-Agent": "outagecomms", **options.pop("headers", {})}
     return ApiClient(
@@ -257,6 +178,8 @@ def never_reached_provider(exc: BaseException) -> bool:
     """
     if not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return False
+    import aiohttp
+
     cause = exc.__cause__
     if isinstance(cause, aiohttp.ClientError):
         return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)

@@ -49,7 +49,8 @@ from ..config import TwilioSettings, require_credentials
 from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
-from .base import CheckResult, Endpoint, HttpChannel, is_transient_status, retry_after, short
+from .base import CheckResult, HttpChannel, is_transient_status, retry_after, short
+from .http import Endpoint
 
 log = logging.getLogger(__name__)
 
