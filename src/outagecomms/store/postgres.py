@@ -65,10 +65,12 @@ class PostgresStore(Store):
     row_id = "id"
     claim_lock = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, url: str, mode: Mode = "live", *, read_only: bool = False) -> None:
+    def __init__(
+        self, url: str, mode: Mode = "live", *, read_only: bool = False, recover: bool = True
+    ) -> None:
         with contextlib.suppress(ValueError):
             register_secret(urlsplit(url).password)
-        super().__init__(shown_dsn(url), mode, read_only=read_only)
+        super().__init__(shown_dsn(url), mode, read_only=read_only, recover=recover)
         with self._failing_as_config("cannot connect"):
             with psycopg.connect(url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT) as conn:
                 if not read_only:
