@@ -18,9 +18,12 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import Config, load_config
-from .errors import StoreError
+from .channels import build_channel
+from .channels.base import CheckResult
+from .config import Config, load_config, require_credentials
+from .errors import ConfigError, StoreError
 from .models import PER_RECIPIENT_KINDS, Incident, Kind
+from .redact import redact
 from .render import Renderer
 from .result import ChannelResult, Failure, Result
 from .run.control import RunControl
@@ -233,6 +236,30 @@ class Announcer:
         finally:
             watcher.cancel()
             result.interrupted = control.stopping.is_set()
+
+    # --- credentials ---------------------------------------------------------------
+
+    def check(self, channels: Sequence[str] | None = None) -> dict[str, CheckResult]:
+        """Ask each channel's provider whether its credentials are accepted; sends nothing."""
+        return asyncio.run(self.check_async(channels))
+
+    async def check_async(self, channels: Sequence[str] | None = None) -> dict[str, CheckResult]:
+        names = list(channels or self.config.channels)
+
+        async def one(name: str) -> CheckResult:
+            settings = self.config.channels[name]
+            try:
+                require_credentials(name, settings)
+            except ConfigError as exc:
+                return CheckResult("refused", str(exc))
+            channel = build_channel(name, self.kind_of(name), settings, self.config)
+            try:
+                async with channel:
+                    return await channel.check()
+            except Exception as exc:  # an unreachable provider is a finding, not a crash
+                return CheckResult("error", redact(str(exc)) or type(exc).__name__)
+
+        return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
 
 
 # How long each ledger statement of a stopped run may still wait for another process's lock.

@@ -470,6 +470,9 @@ class ChannelRun:
         could send twice."""
         try:
             self._record()
+        except StoreError as exc:  # the run's error says it, once
+            log.debug("channel %s: could not record outcomes: %s", self.plan.name, exc)
+            self._failure = self._failure or exc
         except Exception as exc:
             log.exception("channel %s: could not record outcomes", self.plan.name)
             self._failure = self._failure or exc
