@@ -25,6 +25,7 @@ from pathlib import Path
 from .common import (
     OUTAGECOMMS,
     Workspace,
+    children_cpu,
     clean_env,
     header,
     line,
@@ -52,6 +53,8 @@ class Measured:
     wall: float
     #: Messages each sender delivered (its "Sent now"), to show the work was shared.
     shares: list[int]
+    #: CPU seconds of all senders together (start-up and preflight included).
+    cpu: float
 
 
 def run(options: Options) -> dict[str, float]:
@@ -81,6 +84,7 @@ def run(options: Options) -> dict[str, float]:
                 f"{count} sender(s)",
                 f"{rate:6,.0f} msg/s (ceiling {ceiling * count:,.0f}), x{rate / base:.2f}; "
                 f"delivery {measured.span:5.1f} s, wall {measured.wall:5.1f} s; "
+                f"senders' CPU {measured.cpu / options.n * 1e3:.2f} ms/msg; "
                 f"shares {measured.shares}",
             )
     top = max(options.senders)
@@ -101,6 +105,7 @@ def _once(
     args = [OUTAGECOMMS, "--config", str(workspace.config), "send", str(workspace.incident)]
     args += ["--yes", "--audience", str(audience), "--channel", "sms"]
     env = clean_env({**fake.env, "OUTAGECOMMS_LEDGER": url})
+    cpu = children_cpu()
     started = time.perf_counter()
     procs = [
         subprocess.Popen(
@@ -116,6 +121,7 @@ def _once(
     ]
     outputs = [p.communicate(timeout=3600) for p in procs]
     wall = time.perf_counter() - started
+    cpu = children_cpu() - cpu
     for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
         if proc.returncode not in (0, 1) or "Traceback" in stderr:
             raise RuntimeError(
@@ -127,7 +133,8 @@ def _once(
         raise RuntimeError(f"the fake received {stats} for {n} numbers: lost or duplicated")
     if states != {"sent": n} or attempts != 1:
         raise RuntimeError(f"ledger {states}, max attempts {attempts}; expected {n} sent once")
-    return Measured(count, (last - first).total_seconds(), wall, [_sent_now(o) for o, _ in outputs])
+    shares = [_sent_now(o) for o, _ in outputs]
+    return Measured(count, (last - first).total_seconds(), wall, shares, cpu)
 
 
 def _ledger(url: str) -> tuple[dict[str, int], int, datetime, datetime]:

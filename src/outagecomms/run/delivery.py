@@ -287,7 +287,9 @@ class ChannelRun:
         The outcomes answered since the last write are recorded in the same commit.
         """
         addresses = [address for address, _ in unit]
-        with self.store.transaction():
+        # Outcomes to record share the claim's commit; a claim alone needs no transaction.
+        together = self.store.transaction() if self._unrecorded else contextlib.nullcontext()
+        with together:
             self._record()
             claimed = set(
                 self.store.claim(
