@@ -4,6 +4,10 @@ Within a channel, units (one message, or a SendGrid batch) are claimed (``sendin
 committed) just before the provider call, then recorded ``sent``/``failed``/``unknown``.
 Transient failures are retried here (``retry.py``); a channel whose provider keeps
 failing pauses and leaves its rows ``pending``.
+
+Every store call (and the planning that feeds the claims) runs in the run's store
+thread (``StoreThread``), never on the event loop: a ledger that waits for another
+process's lock must not hold up the answers in flight, nor Ctrl-C.
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from ..channels import build_channel
 from ..channels.base import Channel
 from ..config import Config, OutboxSettings
-from ..errors import OutageCommsError
+from ..errors import OutageCommsError, StoreError
 from ..models import Message, Outcome, Recipient
 from ..redact import redact
 from ..render import Renderer
@@ -37,8 +44,31 @@ ProgressCallback = Callable[[str, int, int], None]
 #: messages when they were rendered already to find the groups.
 Group = tuple[Unit, list[Message] | None]
 
+T = TypeVar("T")
+
 # How long in-flight deliveries may finish after an interrupt before they are marked unknown.
 _GRACE_SECONDS = 10.0
+
+
+class StoreThread:
+    """One thread that runs a run's store calls in order, off the event loop.
+
+    One thread, so calls keep the order they were made in (an outcome recorded before
+    the next claim), and a SQLite connection is never used by two threads at once.
+    """
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="outagecomms-store")
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        return self._executor.submit(fn, *args)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the store thread; its result."""
+        return await asyncio.wrap_future(self._executor.submit(fn, *args))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
 
 
 class ChannelRun:
@@ -52,6 +82,7 @@ class ChannelRun:
         *,
         renderer: Renderer,
         store: Store,
+        store_thread: StoreThread,
         planner: Planner,
         sandbox: bool,
         retry_unknown: bool,
@@ -63,6 +94,7 @@ class ChannelRun:
         self.result = result
         self.renderer = renderer
         self.store = store
+        self.io = store_thread
         self.planner = planner
         self.sandbox = sandbox
         self.retry_unknown = retry_unknown
@@ -83,8 +115,8 @@ class ChannelRun:
         self._unrecorded: list[tuple[str, Outcome]] = []
         self._flush_scheduled = False
         self._announced = False
-        # Claims asked for in this turn of the event loop, made together: see ``_claim``.
-        self._claims: list[tuple[Unit, asyncio.Future[set[str]]]] = []
+        # ``done`` and ``_unrecorded`` are shared by the event loop and the store thread.
+        self._shared = threading.Lock()
 
     def _channel(self) -> Channel:
         name, kind = self.plan.name, self.plan.kind
@@ -110,7 +142,7 @@ class ChannelRun:
             async with self._channel() as channel:
                 self._start_workers(channel, tasks)
                 await self._drain(tasks)
-                self._flush()
+                await self._written()
                 if self._failure is not None:
                     raise self._failure
                 self.result.fallback_reason = getattr(channel, "reason", None)
@@ -123,14 +155,14 @@ class ChannelRun:
             # Its messages are recorded as pending, so the summary and the exit code
             # show them as not delivered and the next send picks them up.
             try:
-                self.planner.record_all()
+                await self.io.call(self.planner.record_all)
             except Exception:
                 log.debug(
                     "channel %s: could not record its messages", self.plan.name, exc_info=True
                 )
         finally:
             await self._drain(tasks)
-            self._flush()
+            await self._written()
         self.result.stopped = self.result.stopped or self._stop_reason()
         self.result.seconds = time.monotonic() - started
 
@@ -157,20 +189,40 @@ class ChannelRun:
     async def _work(self, channel: Channel, groups: Iterator[Group]) -> None:
         """One worker: claim and deliver group after group until done or stopped.
 
-        The workers share ``groups``; a generator never runs in two of them at once
-        because it does not await. Every claim waits for the end of the event loop's
-        turn, so even a channel that never waits (the sandbox outbox, a file banner)
-        lets the other channels, Ctrl-C and the store's end-of-turn writes run.
+        The workers share ``groups``; the store thread advances it, one call at a time.
         """
         try:
-            for unit, rendered in groups:
-                if self._failure is not None or self._stop_reason():
+            while self._failure is None and not self._stop_reason():
+                messages = await self._take(groups)
+                if messages is None:
                     return
-                messages = await self._claim(unit, rendered)
                 if messages:
                     await self._attempts(channel, messages)
         except Exception as exc:  # reading the audience or the store failed: stop them all
             self._failure = self._failure or exc
+
+    async def _take(self, groups: Iterator[Group]) -> list[Message] | None:
+        """The next group's claimed messages (None when there is none left).
+
+        A worker cancelled while its claim runs gives the claimed rows back: they were
+        never sent."""
+        taking = self.io.submit(self._take_now, groups)
+        try:
+            return await asyncio.wrap_future(taking)
+        except asyncio.CancelledError:
+            self.io.submit(self._give_back, taking)
+            raise
+
+    def _take_now(self, groups: Iterator[Group]) -> list[Message] | None:
+        group = next(groups, None)
+        if group is None:
+            return None
+        return self._claim(*group)
+
+    def _give_back(self, taking: Future[list[Message] | None]) -> None:
+        if not taking.cancelled() and taking.exception() is None:
+            with contextlib.suppress(StoreError):
+                self._release_now(taking.result() or [])
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         """Wait for deliveries in flight. Once the run is stopped they get a grace period
@@ -229,29 +281,21 @@ class ChannelRun:
             reply_to=reply_to,
         )
 
-    async def _claim(self, unit: Unit, rendered: list[Message] | None = None) -> list[Message]:
+    def _claim(self, unit: Unit, rendered: list[Message] | None = None) -> list[Message]:
         """Mark the unit's claimable rows ``sending``; their messages.
 
-        The claims the workers ask for in one turn of the event loop (those whose answers
-        arrived together) are made at its end in one transaction, with the outcomes
-        answered since the last write: one commit for them all instead of one each, the
-        largest share of the ledger's cost per SMS (bench/RESULTS.md). Each worker still
-        holds one unit at a time, so a crash leaves at most that unit ``unknown``.
+        The outcomes answered since the last write are recorded in the same commit.
         """
         addresses = [address for address, _ in unit]
-        future: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
-        if not self._claims:
-            asyncio.get_running_loop().call_soon(self._claim_together)
-        self._claims.append((unit, future))
-        try:
-            claimed = (await future).intersection(addresses)
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                # Claimed for this worker, which will not send them now.
-                mine = [a for a in addresses if a in future.result()]
-                if mine:
-                    self.store.release(self.key, self.plan.name, mine)
-            raise
+        # Outcomes to record share the claim's commit; a claim alone needs no transaction.
+        together = self.store.transaction() if self._unrecorded else contextlib.nullcontext()
+        with together:
+            self._record()
+            claimed = set(
+                self.store.claim(
+                    self.key, self.plan.name, addresses, retry_unknown=self.retry_unknown
+                )
+            )
         if len(claimed) < len(unit):
             self._count_unclaimed([a for a in addresses if a not in claimed])
         if rendered is not None:
@@ -264,29 +308,6 @@ class ChannelRun:
             for address, recipient in unit
             if address in claimed
         ]
-
-    def _claim_together(self) -> None:
-        """Make the claims asked for in this turn of the event loop (see ``_claim``)."""
-        waiting = [(unit, future) for unit, future in self._claims if not future.cancelled()]
-        self._claims = []
-        addresses = [address for unit, _ in waiting for address, _ in unit]
-        try:
-            with self.store.transaction():
-                self._record()
-                claimed = set(
-                    self.store.claim(
-                        self.key, self.plan.name, addresses, retry_unknown=self.retry_unknown
-                    )
-                    if addresses
-                    else ()
-                )
-        except Exception as exc:  # the store cannot be written: every waiting worker stops
-            self._failure = self._failure or exc
-            for _, future in waiting:
-                future.set_exception(exc)
-            return
-        for _, future in waiting:
-            future.set_result(claimed)
 
     def _count_unclaimed(self, addresses: list[str]) -> None:
         states = self.store.states(self.key, self.plan.name, addresses)
@@ -301,9 +322,11 @@ class ChannelRun:
         self._advance(len(addresses))
 
     def _advance(self, count: int) -> None:
-        self.done += count
+        with self._shared:
+            self.done += count
+            done = self.done
         if self.progress is not None:
-            self.progress(self.plan.name, self.done, self.plan.recipients)
+            self.progress(self.plan.name, done, self.plan.recipients)
 
     # --- delivering ------------------------------------------------------------
 
@@ -315,7 +338,7 @@ class ChannelRun:
                 await self.limiter.wait()
                 if self._stop_reason():
                     # Stopped while waiting for the rate limit: nothing went out.
-                    self._release(messages)
+                    await self.io.call(self._release_now, messages)
                     return
                 in_call = True
                 try:
@@ -355,14 +378,20 @@ class ChannelRun:
                     waited += delay
                 if self._stop_reason():
                     # Paused or interrupted: not delivered, so left pending for the next send.
-                    self._release(messages)
+                    await self.io.call(self._release_now, messages)
                     return
                 attempt += 1
-                self.store.add_attempt(self.key, self.plan.name, [m.recipient for m in messages])
+                await self.io.call(
+                    self.store.add_attempt,
+                    self.key,
+                    self.plan.name,
+                    [m.recipient for m in messages],
+                )
         except asyncio.CancelledError:
             if in_call:
                 # Interrupted mid-call: the provider may have the messages; never guess.
-                self.store.mark_unknown(
+                self.io.submit(
+                    self.store.mark_unknown,
                     self.key,
                     self.plan.name,
                     [m.recipient for m in messages],
@@ -372,7 +401,7 @@ class ChannelRun:
                 self._advance(len(messages))
             else:
                 # Between attempts: the last answer was a definite "not sent".
-                self._release(messages)
+                self.io.submit(self._release_now, messages)
             raise
 
     def _explain_give_up(self, retry: list[tuple[Message, Outcome]], delay: float) -> None:
@@ -389,7 +418,7 @@ class ChannelRun:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.control.stopping.wait(), timeout=seconds)
 
-    def _release(self, messages: list[Message]) -> None:
+    def _release_now(self, messages: list[Message]) -> None:
         if messages:
             self.store.release(self.key, self.plan.name, [m.recipient for m in messages])
             self._advance(len(messages))
@@ -415,7 +444,8 @@ class ChannelRun:
                 self.result.unknown_now += 1
             else:
                 self.result.failed_now += 1
-            self._unrecorded.append((message.recipient, outcome))
+            with self._shared:
+                self._unrecorded.append((message.recipient, outcome))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -423,7 +453,8 @@ class ChannelRun:
     def _record(self) -> None:
         """Write the outcomes ``_finish`` collected (and, at the first one sent, that the
         announcement went out)."""
-        done, self._unrecorded = self._unrecorded, []
+        with self._shared:
+            done, self._unrecorded = self._unrecorded, []
         if done:
             self.store.finish(self.key, self.plan.name, done)
             if not self._announced and any(o.state == "sent" for _, o in done):
@@ -432,11 +463,23 @@ class ChannelRun:
             self._advance(len(done))
 
     def _flush(self) -> None:
-        """``_record`` outside a claim. A store that cannot be written stops the channel:
-        sending on without a record could send twice."""
+        """``_record`` outside a claim, queued in the store thread."""
         self._flush_scheduled = False
+        self.io.submit(self._record_or_stop)
+
+    def _record_or_stop(self) -> None:
+        """A store that cannot be written stops the channel: sending on without a record
+        could send twice."""
         try:
             self._record()
+        except StoreError as exc:  # the run's error says it, once
+            log.debug("channel %s: could not record outcomes: %s", self.plan.name, exc)
+            self._failure = self._failure or exc
         except Exception as exc:
             log.exception("channel %s: could not record outcomes", self.plan.name)
             self._failure = self._failure or exc
+
+    async def _written(self) -> None:
+        """Queue the outcomes not yet recorded and wait until the store thread wrote them
+        (and everything queued before)."""
+        await self.io.call(self._record_or_stop)
