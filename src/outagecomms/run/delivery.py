@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import threading
 import time
@@ -117,6 +118,8 @@ class ChannelRun:
         self._announced = False
         # ``done`` and ``_unrecorded`` are shared by the event loop and the store thread.
         self._shared = threading.Lock()
+        # Workers waiting for their next group, served together: see ``_take``.
+        self._wanted: list[asyncio.Future[list[Message] | None]] = []
 
     def _channel(self) -> Channel:
         name, kind = self.plan.name, self.plan.kind
@@ -189,7 +192,8 @@ class ChannelRun:
     async def _work(self, channel: Channel, groups: Iterator[Group]) -> None:
         """One worker: claim and deliver group after group until done or stopped.
 
-        The workers share ``groups``; the store thread advances it, one call at a time.
+        The workers share ``groups``; the store thread advances it, one call at a time
+        for all the workers asking together.
         """
         try:
             while self._failure is None and not self._stop_reason():
@@ -204,25 +208,52 @@ class ChannelRun:
     async def _take(self, groups: Iterator[Group]) -> list[Message] | None:
         """The next group's claimed messages (None when there is none left).
 
-        A worker cancelled while its claim runs gives the claimed rows back: they were
-        never sent."""
-        taking = self.io.submit(self._take_now, groups)
+        The workers asking in one turn of the event loop (those whose answers arrived
+        together) are served by one store call, which claims all their groups in one
+        statement and one commit (``_take_together``): the ledger's largest cost per SMS
+        was a commit per message (bench/RESULTS.md). Each worker still holds one group at
+        a time, so a crash leaves at most that group ``unknown``. A worker cancelled
+        while its claim runs gives the claimed rows back: they were never sent.
+        """
+        loop = asyncio.get_running_loop()
+        wanted: asyncio.Future[list[Message] | None] = loop.create_future()
+        if not self._wanted:
+            loop.call_soon(self._take_together, groups)
+        self._wanted.append(wanted)
         try:
-            return await asyncio.wrap_future(taking)
+            return await wanted
         except asyncio.CancelledError:
-            self.io.submit(self._give_back, taking)
+            if wanted.done() and not wanted.cancelled() and wanted.exception() is None:
+                self.io.submit(self._release_now, wanted.result() or [])
             raise
 
-    def _take_now(self, groups: Iterator[Group]) -> list[Message] | None:
-        group = next(groups, None)
-        if group is None:
-            return None
-        return self._claim(*group)
+    def _take_together(self, groups: Iterator[Group]) -> None:
+        """One store call for the workers that asked in this turn (see ``_take``)."""
+        wanted, self._wanted = self._wanted, []
+        taken = asyncio.wrap_future(self.io.submit(self._take_now, groups, len(wanted)))
+        taken.add_done_callback(lambda _: self._hand_out(wanted, taken))
 
-    def _give_back(self, taking: Future[list[Message] | None]) -> None:
-        if not taking.cancelled() and taking.exception() is None:
-            with contextlib.suppress(StoreError):
-                self._release_now(taking.result() or [])
+    def _hand_out(
+        self,
+        wanted: list[asyncio.Future[list[Message] | None]],
+        taken: asyncio.Future[list[list[Message] | None]],
+    ) -> None:
+        failure = taken.exception()
+        results = taken.result() if failure is None else [None] * len(wanted)
+        for future, messages in zip(wanted, results, strict=True):
+            if future.cancelled():
+                if messages:  # claimed for a worker that is gone: never sent
+                    self.io.submit(self._release_now, messages)
+            elif failure is not None:
+                future.set_exception(failure)
+            else:
+                future.set_result(messages)
+
+    def _take_now(self, groups: Iterator[Group], count: int) -> list[list[Message] | None]:
+        """Up to ``count`` groups claimed together; None for each one beyond the last."""
+        taken = list(itertools.islice(groups, count))
+        claimed: list[list[Message] | None] = list(self._claim(taken)) if taken else []
+        return claimed + [None] * (count - len(taken))
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         """Wait for deliveries in flight. Once the run is stopped they get a grace period
@@ -281,12 +312,12 @@ class ChannelRun:
             reply_to=reply_to,
         )
 
-    def _claim(self, unit: Unit, rendered: list[Message] | None = None) -> list[Message]:
-        """Mark the unit's claimable rows ``sending``; their messages.
+    def _claim(self, groups: list[Group]) -> list[list[Message]]:
+        """Mark the groups' claimable rows ``sending``; each group's messages.
 
         The outcomes answered since the last write are recorded in the same commit.
         """
-        addresses = [address for address, _ in unit]
+        addresses = [address for unit, _ in groups for address, _ in unit]
         # Outcomes to record share the claim's commit; a claim alone needs no transaction.
         together = self.store.transaction() if self._unrecorded else contextlib.nullcontext()
         with together:
@@ -296,12 +327,17 @@ class ChannelRun:
                     self.key, self.plan.name, addresses, retry_unknown=self.retry_unknown
                 )
             )
-        if len(claimed) < len(unit):
+        if len(claimed) < len(addresses):
             self._count_unclaimed([a for a in addresses if a not in claimed])
+        return [self._claimed_messages(unit, rendered, claimed) for unit, rendered in groups]
+
+    def _claimed_messages(
+        self, unit: Unit, rendered: list[Message] | None, claimed: set[str]
+    ) -> list[Message]:
         if rendered is not None:
             return [m for (address, _), m in zip(unit, rendered, strict=True) if address in claimed]
         reply_to = None
-        if self.plan.kind == "social" and claimed:
+        if self.plan.kind == "social" and any(address in claimed for address, _ in unit):
             reply_to = self.store.latest_post(self.incident.id, self.plan.name)
         return [
             self._render(address, recipient, reply_to)
