@@ -228,15 +228,21 @@ class ChannelRun:
             raise
 
     def _take_together(self, groups: Iterator[Group]) -> None:
-        """One store call for the workers that asked in this turn (see ``_take``)."""
+        """One store call for the workers that asked in this turn (see ``_take``); its
+        answer is handed out in the event loop's next turn."""
         wanted, self._wanted = self._wanted, []
-        taken = asyncio.wrap_future(self.io.submit(self._take_now, groups, len(wanted)))
-        taken.add_done_callback(lambda _: self._hand_out(wanted, taken))
+        loop = asyncio.get_running_loop()
+
+        def answered(taken: Future[list[list[Message] | None]]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+                loop.call_soon_threadsafe(self._hand_out, wanted, taken)
+
+        self.io.submit(self._take_now, groups, len(wanted)).add_done_callback(answered)
 
     def _hand_out(
         self,
         wanted: list[asyncio.Future[list[Message] | None]],
-        taken: asyncio.Future[list[list[Message] | None]],
+        taken: Future[list[list[Message] | None]],
     ) -> None:
         failure = taken.exception()
         results = taken.result() if failure is None else [None] * len(wanted)
@@ -315,9 +321,12 @@ class ChannelRun:
     def _claim(self, groups: list[Group]) -> list[list[Message]]:
         """Mark the groups' claimable rows ``sending``; each group's messages.
 
-        The outcomes answered since the last write are recorded in the same commit.
+        The messages are rendered before the claim, so that claimed rows wait for
+        nothing but their hand-out. The outcomes answered since the last write are
+        recorded in the same commit.
         """
         addresses = [address for unit, _ in groups for address, _ in unit]
+        ready = [self._messages(unit, rendered) for unit, rendered in groups]
         # Outcomes to record share the claim's commit; a claim alone needs no transaction.
         together = self.store.transaction() if self._unrecorded else contextlib.nullcontext()
         with together:
@@ -329,21 +338,15 @@ class ChannelRun:
             )
         if len(claimed) < len(addresses):
             self._count_unclaimed([a for a in addresses if a not in claimed])
-        return [self._claimed_messages(unit, rendered, claimed) for unit, rendered in groups]
+        return [[m for m in messages if m.recipient in claimed] for messages in ready]
 
-    def _claimed_messages(
-        self, unit: Unit, rendered: list[Message] | None, claimed: set[str]
-    ) -> list[Message]:
+    def _messages(self, unit: Unit, rendered: list[Message] | None) -> list[Message]:
         if rendered is not None:
-            return [m for (address, _), m in zip(unit, rendered, strict=True) if address in claimed]
+            return rendered
         reply_to = None
-        if self.plan.kind == "social" and any(address in claimed for address, _ in unit):
+        if self.plan.kind == "social":
             reply_to = self.store.latest_post(self.incident.id, self.plan.name)
-        return [
-            self._render(address, recipient, reply_to)
-            for address, recipient in unit
-            if address in claimed
-        ]
+        return [self._render(address, recipient, reply_to) for address, recipient in unit]
 
     def _count_unclaimed(self, addresses: list[str]) -> None:
         states = self.store.states(self.key, self.plan.name, addresses)
