@@ -222,6 +222,28 @@ class OutboxSettings(DriverSettings):
     path: Path = Path(".outagecomms/outbox")
 
 
+class CampaignsSettings(BaseModel):
+    """The ``campaigns:`` block (DESIGN §15): where scheduled marketing emails live.
+
+    Not a channel: nothing is ever sent through it, it only unschedules and
+    reschedules Single Sends. The key comes from ``OUTAGECOMMS_CAMPAIGNS__API_KEY``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    secrets: ClassVar[tuple[str, ...]] = ("api_key",)
+    default_base_url: ClassVar[str] = "https://api.sendgrid.com"
+
+    driver: Literal["sendgrid"] = "sendgrid"
+    base_url: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+    api_key: SecretStr | None = None
+
+    @property
+    def effective_base_url(self) -> str:
+        return (self.base_url or self.default_base_url).rstrip("/")
+
+
 DRIVERS: dict[str, type[DriverSettings]] = {
     "twilio": TwilioSettings,
     "x": XSettings,
@@ -249,6 +271,7 @@ class Config(BaseModel):
     templates: Path = Path("templates")
     outbox: Path = Path(".outagecomms/outbox")
     channels: dict[str, DriverSettings] = Field(default_factory=dict)
+    campaigns: CampaignsSettings | None = None
 
     @property
     def root(self) -> Path:
@@ -305,6 +328,7 @@ class _EnvOverrides(BaseSettings):
     ledger: str | None = None
     templates: str | None = None
     channels: dict[str, dict[str, Any]] = {}
+    campaigns: dict[str, Any] = {}
 
 
 def config_path(path: str | Path | None = None) -> Path:
@@ -332,6 +356,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(doc.describe(exc)) from None
     for settings in config.channels.values():
         _register_secrets(settings)
+    if config.campaigns is not None and config.campaigns.api_key is not None:
+        register_secret(config.campaigns.api_key.get_secret_value())
     return config
 
 
@@ -374,6 +400,13 @@ def _channel_settings(
 
 
 def _refuse_literal_secrets(doc: YamlDocument) -> None:
+    campaigns = doc.data.get("campaigns")
+    if isinstance(campaigns, dict) and campaigns.get("api_key") not in (None, ""):
+        raise ConfigError(
+            f"{doc.where(('campaigns', 'api_key'))}: 'api_key' is a secret and must not be "
+            f"written in {doc.path.name}; remove it and set {ENV_PREFIX}CAMPAIGNS__API_KEY "
+            "in the environment or in a .env file"
+        )
     channels = doc.data.get("channels")
     if not isinstance(channels, dict):
         return

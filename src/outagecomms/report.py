@@ -1,0 +1,410 @@
+"""The impact report of one incident (DESIGN §14), computed where the rows are.
+
+Every number is a SQL aggregate run through ``Store.fetch`` in SQL that SQLite
+and PostgreSQL both understand, so a million-row incident is summed up by the
+database and Python only ever holds a few rows per channel:
+
+* counts by channel and state (skipped rows also by reason) in one GROUP BY;
+* per announcement, when its rows were first planned (the start of its first
+  delivery attempt) and when its first and last messages went out;
+* the first, median and 95th-percentile time from that start to each message
+  sent, by nearest rank (``ROW_NUMBER() OVER (PARTITION BY channel ORDER BY ...)``);
+* reach: distinct people (``deliveries.person``, one audience row) with a message
+  sent or delivered on any channel;
+* opt-outs: suppressions created from the incident's start to 7 days after it was
+  resolved, by source.
+
+The two engines share no function that turns a time into seconds (SQLite has
+``julianday``, PostgreSQL ``EXTRACT(EPOCH ...)``), so ``seconds_sql`` computes it
+from the fixed-width text the store writes (``YYYY-MM-DDTHH:MM:SS.ffffffZ``)
+with integer arithmetic both evaluate alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from .errors import InputError
+
+#: Opt-outs this long after the resolution still count as the incident's.
+OPT_OUT_WINDOW = timedelta(days=7)
+#: States of a message that went out (a receipt may have changed ``sent`` since).
+SENT_STATES = ("sent", "delivered", "undelivered")
+#: States of a message that reached someone, for ``reach``.
+REACHED_STATES = ("sent", "delivered")
+COUNTED = ("sent", "delivered", "undelivered", "failed", "unknown", "pending")
+
+
+class ReadableStore(Protocol):
+    """What the report needs of the store: portable read-only SQL."""
+
+    def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
+
+
+class UnknownIncidentError(InputError):
+    """No announcement and no delivery of this incident in the ledger (exit 2)."""
+
+
+@dataclass(slots=True)
+class ChannelReport:
+    """One channel's numbers over every announcement of the incident; its fields are the
+    keys of the JSON (DESIGN §14), in order."""
+
+    kind: str | None
+    planned: int = 0
+    sent: int = 0
+    delivered: int = 0
+    undelivered: int = 0
+    failed: int = 0
+    unknown: int = 0
+    pending: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    first_sent_after_s: float | None = None
+    p50_sent_after_s: float | None = None
+    p95_sent_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncementLine:
+    key: str
+    status: str
+    update: str | None
+    first_sent_at: str | None
+    last_sent_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentLine:
+    id: str
+    title: str | None
+    severity: str | None
+    started_at: str | None
+    resolved_at: str | None
+
+
+@dataclass(slots=True)
+class Report:
+    """The impact report; ``as_json()`` is exactly the object of DESIGN §14.
+
+    ``timeline`` (messages sent per channel per time bucket, oldest first) is only
+    filled when asked for (the html charts); it is not part of the JSON.
+    """
+
+    incident: IncidentLine
+    announcements: list[AnnouncementLine]
+    channels: dict[str, ChannelReport]
+    reach: int
+    opt_outs: dict[str, int]
+    sandbox: bool = False
+    timeline: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+
+    @property
+    def opt_outs_total(self) -> int:
+        return sum(self.opt_outs.values())
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "incident": asdict(self.incident),
+            "announcements": [asdict(a) for a in self.announcements],
+            "channels": {name: asdict(c) for name, c in self.channels.items()},
+            "reach": self.reach,
+            "opt_outs": {"total": self.opt_outs_total, "by_source": dict(self.opt_outs)},
+        }
+
+
+# --- SQL helpers -------------------------------------------------------------------
+
+
+def seconds_sql(column: str) -> str:
+    """SQL for the seconds since the Julian day epoch of an ISO time column (see module doc).
+
+    The day number is the Fliegel–Van Flandern formula on the date's integers;
+    every division is of non-negative integers, so both engines truncate alike.
+    """
+    y = f"CAST(substr({column}, 1, 4) AS INTEGER)"
+    m = f"CAST(substr({column}, 6, 2) AS INTEGER)"
+    d = f"CAST(substr({column}, 9, 2) AS INTEGER)"
+    a = f"((14 - {m}) / 12)"
+    yy = f"({y} + 4800 - {a})"
+    mm = f"({m} + 12 * {a} - 3)"
+    day = f"({d} + (153 * {mm} + 2) / 5 + 365 * {yy} + {yy} / 4 - {yy} / 100 + {yy} / 400 - 32045)"
+    hours = f"CAST(substr({column}, 12, 2) AS INTEGER)"
+    minutes = f"CAST(substr({column}, 15, 2) AS INTEGER)"
+    secs = f"CAST(substr({column}, 18, 9) AS DOUBLE PRECISION)"
+    return f"({day} * 86400.0 + {hours} * 3600 + {minutes} * 60 + {secs})"
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
+
+
+def store_time(moment: datetime) -> str:
+    """A time in the store's fixed-width text form, to compare with its columns."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- building the report -------------------------------------------------------------
+
+
+def build_report(
+    store: ReadableStore,
+    incident_id: str,
+    *,
+    sandbox: bool = False,
+    kinds: Mapping[str, str] | None = None,
+    timeline: bool = False,
+) -> Report:
+    """The report of ``incident_id`` from the store's live rows (sandbox rows with
+    ``sandbox=True``); ``kinds`` maps channel names to their kind (from the config).
+
+    Raises ``UnknownIncidentError`` when the store holds nothing of the incident.
+    """
+    mode = "sandbox" if sandbox else "live"
+    scope = (mode, incident_id)
+    announced = store.fetch(
+        "SELECT key, status, update_name, title, severity, started_at, first_sent_at"
+        " FROM announcements WHERE mode=? AND incident=? ORDER BY created_at, key",
+        scope,
+    )
+    waves = {
+        row[0]: row[1:]
+        for row in store.fetch(
+            "SELECT announcement, MIN(sent_at), MAX(sent_at) FROM deliveries"
+            " WHERE mode=? AND incident=? GROUP BY announcement ORDER BY MIN(created_at)",
+            scope,
+        )
+    }
+    if not announced and not waves:
+        raise UnknownIncidentError(_unknown_message(store, incident_id, mode))
+    announcements = _announcements(announced, waves)
+    incident = _incident_line(incident_id, announced)
+    channels = _channel_counts(store, scope, kinds or {})
+    _timings(store, scope, channels)
+    report = Report(
+        incident=incident,
+        announcements=announcements,
+        channels=channels,
+        reach=_reach(store, scope),
+        opt_outs=_opt_outs(store, incident),
+        sandbox=sandbox,
+    )
+    if timeline:
+        report.timeline = _timeline(store, scope, announcements)
+    return report
+
+
+def _unknown_message(store: ReadableStore, incident_id: str, mode: str) -> str:
+    import difflib
+
+    other = "live" if mode == "sandbox" else "sandbox"
+    elsewhere = store.fetch(
+        "SELECT COUNT(*) FROM deliveries WHERE mode=? AND incident=?", (other, incident_id)
+    )[0][0]
+    if elsewhere:
+        if other == "sandbox":
+            return f"incident '{incident_id}' was only sent in the sandbox: add --sandbox"
+        return f"incident '{incident_id}' was only sent for real: leave out --sandbox"
+    known = [
+        str(r[0])
+        for r in store.fetch("SELECT DISTINCT incident FROM deliveries WHERE mode=?", (mode,))
+    ]
+    close = difflib.get_close_matches(incident_id, known, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    listing = f" (known: {', '.join(sorted(known)[:5])})" if known and not close else ""
+    return f"no incident '{incident_id}' in the ledger{hint}{listing}"
+
+
+def _announcements(
+    announced: list[tuple[Any, ...]], waves: dict[str, tuple[Any, ...]]
+) -> list[AnnouncementLine]:
+    lines = [
+        AnnouncementLine(
+            key=str(key),
+            status=str(status),
+            update=update,
+            first_sent_at=first or (waves.get(key) or (None, None))[0],
+            last_sent_at=(waves.get(key) or (None, None))[1],
+        )
+        for key, status, update, _title, _severity, _started, first in announced
+    ]
+    recorded = {line.key for line in lines}
+    for key, (first, last) in waves.items():
+        if key not in recorded:  # rows of a ledger older than the announcements table
+            parts = str(key).split("/")
+            update = parts[2] if len(parts) > 2 else None
+            status = parts[1] if len(parts) > 1 else ""
+            lines.append(AnnouncementLine(str(key), status, update, first, last))
+    return lines
+
+
+def _incident_line(incident_id: str, announced: list[tuple[Any, ...]]) -> IncidentLine:
+    if not announced:
+        return IncidentLine(incident_id, None, None, None, None)
+    _key, _status, _update, title, severity, started_at, _first = announced[-1]
+    resolved_at = None
+    for _k, status, _u, _t, _s, _st, first in announced:
+        if status != "resolved":
+            resolved_at = None  # reopened: only a final resolution counts
+        elif resolved_at is None and first is not None:
+            resolved_at = first
+    return IncidentLine(incident_id, title, severity, started_at or None, resolved_at)
+
+
+def _channel_counts(
+    store: ReadableStore, scope: tuple[str, str], kinds: Mapping[str, str]
+) -> dict[str, ChannelReport]:
+    rows = store.fetch(
+        "SELECT channel, state, CASE WHEN state='skipped' THEN error END, COUNT(*)"
+        " FROM deliveries WHERE mode=? AND incident=? GROUP BY 1, 2, 3",
+        scope,
+    )
+    found = {str(r[0]) for r in rows}
+    order = [name for name in kinds if name in found] + sorted(found - set(kinds))
+    channels = {name: ChannelReport(kind=kinds.get(name)) for name in order}
+    for name, state, reason, count in rows:
+        channel = channels[str(name)]
+        if state == "skipped":
+            label = str(reason or "no reason recorded")
+            channel.skipped[label] = channel.skipped.get(label, 0) + int(count)
+            continue
+        channel.planned += int(count)
+        if state in SENT_STATES:
+            channel.sent += int(count)
+        if state in ("delivered", "undelivered", "failed", "unknown"):
+            setattr(channel, str(state), getattr(channel, str(state)) + int(count))
+        elif state in ("pending", "sending"):  # sending: in flight while the report runs
+            channel.pending += int(count)
+    for channel in channels.values():
+        channel.skipped = dict(sorted(channel.skipped.items(), key=lambda kv: (-kv[1], kv[0])))
+    return channels
+
+
+def _timings(
+    store: ReadableStore, scope: tuple[str, str], channels: dict[str, ChannelReport]
+) -> None:
+    """First, median and 95th-percentile seconds from each announcement's start to each
+    message sent, by nearest rank, ranked inside the database."""
+    sql = f"""
+        WITH firsts AS (
+            SELECT announcement, MIN(created_at) AS first_at
+            FROM deliveries WHERE mode=? AND incident=? GROUP BY announcement
+        ), starts AS (
+            SELECT announcement, {seconds_sql("first_at")} AS t0 FROM firsts
+        ), gone AS (
+            SELECT d.channel, {seconds_sql("d.sent_at")} - s.t0 AS after_s
+            FROM deliveries d JOIN starts s ON s.announcement = d.announcement
+            WHERE d.mode=? AND d.incident=? AND d.sent_at IS NOT NULL
+              AND d.state IN ({_marks(SENT_STATES)})
+        ), ranked AS (
+            SELECT channel, after_s,
+                   ROW_NUMBER() OVER (PARTITION BY channel ORDER BY after_s) AS rank_no,
+                   COUNT(*) OVER (PARTITION BY channel) AS total
+            FROM gone
+        )
+        SELECT channel, rank_no, (total * 50 + 99) / 100, (total * 95 + 99) / 100, after_s
+        FROM ranked
+        WHERE rank_no = 1 OR rank_no = (total * 50 + 99) / 100 OR rank_no = (total * 95 + 99) / 100
+    """
+    for name, rank_no, p50, p95, after_s in store.fetch(sql, (*scope, *scope, *SENT_STATES)):
+        channel = channels.get(str(name))
+        if channel is None:
+            continue
+        seconds = round(max(float(after_s), 0.0), 3)
+        if rank_no == 1:
+            channel.first_sent_after_s = seconds
+        if rank_no == p50:
+            channel.p50_sent_after_s = seconds
+        if rank_no == p95:
+            channel.p95_sent_after_s = seconds
+
+
+def _reach(store: ReadableStore, scope: tuple[str, str]) -> int:
+    rows = store.fetch(
+        "SELECT COUNT(DISTINCT COALESCE(person, recipient)) FROM deliveries WHERE mode=?"
+        f" AND incident=? AND recipient <> '-' AND state IN ({_marks(REACHED_STATES)})",
+        (*scope, *REACHED_STATES),
+    )
+    return int(rows[0][0] or 0)
+
+
+def _opt_outs(store: ReadableStore, incident: IncidentLine) -> dict[str, int]:
+    start = _parse(incident.started_at)
+    if start is None:
+        return {}
+    params: list[object] = [store_time(start)]
+    where = "created_at >= ?"
+    resolved = _parse(incident.resolved_at)
+    if resolved is not None:
+        where += " AND created_at <= ?"
+        params.append(store_time(resolved + OPT_OUT_WINDOW))
+    rows = store.fetch(
+        f"SELECT source, COUNT(*) FROM suppressions WHERE {where} GROUP BY source"
+        " ORDER BY COUNT(*) DESC, source",
+        params,
+    )
+    return {str(source): int(count) for source, count in rows}
+
+
+#: Time buckets for the chart: (longest span, length of the time text kept).
+_BUCKETS = ((timedelta(minutes=3), 19), (timedelta(hours=6), 16), (timedelta.max, 13))
+
+
+def _timeline(
+    store: ReadableStore, scope: tuple[str, str], announcements: list[AnnouncementLine]
+) -> dict[str, list[tuple[str, int]]]:
+    """Messages sent per channel per second, minute or hour (whichever keeps the chart
+    to a few hundred points), each bucket named by its start time."""
+    firsts = [_parse(a.first_sent_at) for a in announcements if a.first_sent_at]
+    lasts = [_parse(a.last_sent_at) for a in announcements if a.last_sent_at]
+    if not firsts or not lasts:
+        return {}
+    span = max(t for t in lasts if t) - min(t for t in firsts if t)
+    width = next(size for longest, size in _BUCKETS if span <= longest)
+    rows = store.fetch(
+        f"SELECT channel, substr(sent_at, 1, {width}), COUNT(*) FROM deliveries"
+        f" WHERE mode=? AND incident=? AND sent_at IS NOT NULL"
+        f" AND state IN ({_marks(SENT_STATES)}) GROUP BY 1, 2 ORDER BY 1, 2",
+        (*scope, *SENT_STATES),
+    )
+    padding = {19: "", 16: ":00", 13: ":00:00"}[width]
+    series: dict[str, list[tuple[str, int]]] = {}
+    for channel, bucket, count in rows:
+        series.setdefault(str(channel), []).append((f"{bucket}{padding}Z", int(count)))
+    return series
+
+
+# --- shared by the table and the html ----------------------------------------------
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as a person reads them: ``0.4s``, ``42s``, ``3m05s``, ``2h07m``; ``-`` for none."""
+    if seconds is None:
+        return "-"
+    if seconds < 59.95:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def clock(stamp: str | None) -> str:
+    """A stored time as ``2026-11-22 09:41:03`` (UTC); ``-`` for none."""
+    moment = _parse(stamp)
+    return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def wave_name(key: str, incident_id: str) -> str:
+    """An announcement key without the incident id everybody already read in the title."""
+    prefix = incident_id + "/"
+    return key[len(prefix) :] if key.startswith(prefix) else key
