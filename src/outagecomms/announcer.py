@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -39,6 +40,11 @@ from .models import BROADCAST, PER_RECIPIENT_KINDS, Incident, Kind, Message, Out
 from .redact import redact
 from .render import Renderer
 from .result import ChannelResult, Failure, Result
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from .campaigns import CampaignsResult
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +374,22 @@ class Announcer:
                 return CheckResult("error", redact(str(exc)) or type(exc).__name__)
 
         return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
+
+    # --- scheduled marketing campaigns (DESIGN §15; the work is in campaigns.py) ----
+
+    def pause_campaigns(self, incident_id: str, *, dry_run: bool = False) -> CampaignsResult:
+        """Unschedule every scheduled SendGrid Single Send, recorded under the incident."""
+        from .campaigns import pause_campaigns
+
+        return pause_campaigns(self, incident_id, dry_run=dry_run)
+
+    def resume_campaigns(
+        self, incident_id: str, at: datetime | str | None = None, *, dry_run: bool = False
+    ) -> CampaignsResult:
+        """Reschedule what the incident paused: at its own time when still ahead, else ``at``."""
+        from .campaigns import resume_campaigns
+
+        return resume_campaigns(self, incident_id, at, dry_run=dry_run)
 
 
 #: One provider request's worth of a batch: its (address, recipient) pairs, and their

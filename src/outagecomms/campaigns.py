@@ -19,15 +19,18 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
 from .channels.base import make_http_client, retry_after, short
 from .config import ENV_PREFIX, CampaignsSettings, Config
-from .errors import ConfigError, OutageCommsError
+from .errors import ConfigError, InputError, OutageCommsError
 from .redact import redact
+
+if TYPE_CHECKING:
+    from .announcer import Announcer
 
 #: Single Sends asked for per page (SendGrid's largest page).
 PAGE_SIZE = 100
@@ -67,6 +70,8 @@ class PausedCampaigns(Protocol):
     def paused(self, incident: str) -> Sequence[PausedRecord]: ...
 
     def mark_resumed(self, incident: str, campaign_id: str, at: str) -> None: ...
+
+    def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,7 +359,7 @@ async def resume(
     """
     now = now or utc_now()
     if at is not None and at < now + MIN_LEAD:
-        raise ConfigError(f"--at {iso(at)} is not in the future; give a later time")
+        raise InputError(f"--at {iso(at)} is not in the future; give a later time")
     result = CampaignsResult(incident, "resume", dry_run)
     todo = [record for record in store.paused(incident) if record.resumed_at is None]
     if not todo:
@@ -404,3 +409,76 @@ def _parsed(text: str | None) -> datetime | None:
         return parse_time(text)
     except ValueError:
         return None
+
+
+# --- for the library and the CLI ------------------------------------------------------
+
+
+def list_scheduled(config: Config) -> list[SingleSend]:
+    """The Single Sends scheduled at SendGrid right now."""
+    settings = campaigns_settings(config)
+
+    async def run() -> list[SingleSend]:
+        async with SendGridCampaigns(settings) as esp:
+            return await esp.scheduled()
+
+    return asyncio.run(run())
+
+
+def pause_campaigns(
+    announcer: Announcer, incident_id: str, *, dry_run: bool = False
+) -> CampaignsResult:
+    """``pause`` for an incident the ledger knows (``InputError``, exit 2, otherwise)."""
+    settings = campaigns_settings(announcer.config)
+    with announcer.open_store() as store:
+        _require_incident(store, incident_id)
+
+        async def run() -> CampaignsResult:
+            async with SendGridCampaigns(settings) as esp:
+                return await pause(esp, store, incident_id, dry_run=dry_run)
+
+        return asyncio.run(run())
+
+
+def resume_campaigns(
+    announcer: Announcer,
+    incident_id: str,
+    at: datetime | str | None = None,
+    *,
+    dry_run: bool = False,
+) -> CampaignsResult:
+    """``resume`` for an incident the ledger knows; ``at`` as a datetime or ISO text."""
+    settings = campaigns_settings(announcer.config)
+    when = _when(at)
+    with announcer.open_store() as store:
+        if not store.paused(incident_id):
+            _require_incident(store, incident_id)
+
+        async def run() -> CampaignsResult:
+            async with SendGridCampaigns(settings) as esp:
+                return await resume(esp, store, incident_id, at=when, dry_run=dry_run)
+
+        return asyncio.run(run())
+
+
+def _when(at: datetime | str | None) -> datetime | None:
+    if at is None or isinstance(at, datetime):
+        if at is not None and at.tzinfo is None:
+            raise InputError("--at needs a time zone: add Z for UTC or an offset such as +01:00")
+        return at
+    if at.strip().lower() == "now":
+        return utc_now() + 2 * MIN_LEAD  # "as soon as allowed": past the least lead time
+    try:
+        return parse_time(at)
+    except ValueError as exc:
+        raise InputError(f"--at '{at}' is not a time such as 2026-11-23T10:00:00Z: {exc}") from None
+
+
+def _require_incident(store: PausedCampaigns, incident_id: str) -> None:
+    for table in ("announcements", "deliveries"):
+        if store.fetch(f"SELECT 1 FROM {table} WHERE incident=? LIMIT 1", (incident_id,)):
+            return
+    raise InputError(
+        f"no incident '{incident_id}' in the ledger; pause campaigns under the id of an "
+        "incident you announced (see 'outagecomms ledger')"
+    )
