@@ -67,6 +67,12 @@ class FakeSendGridCampaigns(FakeServer):
             self._sends[single_send_id] = FakeSingleSend(single_send_id, name, status, send_at)
         return single_send_id
 
+    def set(self, single_send_id: str, status: str, send_at: str | None) -> None:
+        """Change a Single Send as a person in SendGrid's web app would."""
+        with self._lock:
+            self._sends[single_send_id].status = status
+            self._sends[single_send_id].send_at = send_at
+
     @property
     def single_sends(self) -> dict[str, FakeSingleSend]:
         with self._lock:
