@@ -1,4 +1,4 @@
-"""``python -m bench [fanout|overhead|startup|memory|report|all] [--n N] [--latency S] [--concurrency C]``
+"""``python -m bench [fanout|overhead|startup|memory|report|all] [--n N] [--latency S] ...``
 
 Run ``python -m bench --help`` for every option.
 """

@@ -477,21 +477,18 @@ def ledger(
     output: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
 ) -> None:
     """Show every delivery recorded in the ledger."""
-    from .ledger import Ledger
-
     if output not in ("table", "json", "csv"):
         err.print(
             f"[bold red]Error:[/] --format must be table, json or csv, not '{escape(output)}'",
             soft_wrap=True,
         )
         raise typer.Exit(2)
-    with _errors():
-        announcer = _announcer()
-        path = announcer.config.ledger_path
     rows = []
-    if path.exists():
-        with Ledger(path) as book:
-            rows = [row.as_dict() for row in book.rows(incident_id)]
+    with _errors():
+        book = _announcer().view_store()
+        if book is not None:
+            with book:
+                rows = [row.as_dict() for row in book.rows(incident_id)]
     if output == "json":
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     elif output == "csv":

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from outagecomms.run.planning import announcement_record
-from outagecomms.store import Store
 
 from outagecomms.models import Incident
 from outagecomms.report import UnknownIncidentError, build_report, seconds_sql
+from outagecomms.run.planning import announcement_record
+from outagecomms.store import Store
 
 from .conftest import OpenStore
 
