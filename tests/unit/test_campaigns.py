@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from outagecomms.run.planning import announcement_record
 
 from outagecomms import Announcer
 from outagecomms.campaigns import CampaignsResult
 from outagecomms.errors import ConfigError, InputError
 from outagecomms.models import Incident
+from outagecomms.run.planning import announcement_record
 from tests.fakes import FakeSendGridCampaigns
 from tests.fakes.sendgrid import DEFAULT_API_KEY
 
@@ -265,6 +265,7 @@ def test_unknown_incident_and_missing_configuration_are_bad_input(
             action("2026-01-01-nope")
         assert caught.value.exit_code == 2
     assert fake.requests == []
+    monkeypatch.delenv("OUTAGECOMMS_CAMPAIGNS__API_KEY")
     (tmp_path / "other").mkdir()
     no_block = _announcer(tmp_path / "other", None)
     with pytest.raises(ConfigError, match="no 'campaigns:' block"):
