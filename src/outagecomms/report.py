@@ -4,9 +4,9 @@ Every number is a SQL aggregate run through ``Store.fetch`` in SQL that SQLite
 and PostgreSQL both understand, so a million-row incident is summed up by the
 database and Python only ever holds a few rows per channel:
 
-* counts by channel and state (skipped rows also by reason) in one GROUP BY;
-* per announcement, when its rows were first planned (the start of its first
-  delivery attempt) and when its first and last messages went out;
+* counts by announcement, channel and state (skipped rows also by reason), with
+  when each announcement's rows were first planned (the start of its first
+  delivery attempt) and when its first and last messages went out, in one GROUP BY;
 * the first, median and 95th-percentile time from that start to each message
   sent, by nearest rank (``ROW_NUMBER() OVER (PARTITION BY channel ORDER BY ...)``);
 * reach: distinct people (``deliveries.person``, one audience row) with a message
@@ -15,16 +15,15 @@ database and Python only ever holds a few rows per channel:
   resolved, by source.
 
 The two engines share no function that turns a time into seconds (SQLite has
-``julianday``, PostgreSQL ``EXTRACT(EPOCH ...)``), so ``seconds_sql`` computes it
-from the fixed-width text the store writes (``YYYY-MM-DDTHH:MM:SS.ffffffZ``)
-with integer arithmetic both evaluate alike.
+``julianday``, PostgreSQL ``EXTRACT(EPOCH ...)``), so ``_timings`` reads them
+from the fixed-width text the store writes (``YYYY-MM-DDTHH:MM:SS.ffffffZ``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from .errors import InputError
@@ -118,25 +117,6 @@ class Report:
 # --- SQL helpers -------------------------------------------------------------------
 
 
-def seconds_sql(column: str) -> str:
-    """SQL for the seconds since the Julian day epoch of an ISO time column (see module doc).
-
-    The day number is the Fliegel–Van Flandern formula on the date's integers;
-    every division is of non-negative integers, so both engines truncate alike.
-    """
-    y = f"CAST(substr({column}, 1, 4) AS INTEGER)"
-    m = f"CAST(substr({column}, 6, 2) AS INTEGER)"
-    d = f"CAST(substr({column}, 9, 2) AS INTEGER)"
-    a = f"((14 - {m}) / 12)"
-    yy = f"({y} + 4800 - {a})"
-    mm = f"({m} + 12 * {a} - 3)"
-    day = f"({d} + (153 * {mm} + 2) / 5 + 365 * {yy} + {yy} / 4 - {yy} / 100 + {yy} / 400 - 32045)"
-    hours = f"CAST(substr({column}, 12, 2) AS INTEGER)"
-    minutes = f"CAST(substr({column}, 15, 2) AS INTEGER)"
-    secs = f"CAST(substr({column}, 18, 9) AS DOUBLE PRECISION)"
-    return f"({day} * 86400.0 + {hours} * 3600 + {minutes} * 60 + {secs})"
-
-
 def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
@@ -176,20 +156,19 @@ def build_report(
         " FROM announcements WHERE mode=? AND incident=? ORDER BY created_at, key",
         scope,
     )
-    waves = {
-        row[0]: row[1:]
-        for row in store.fetch(
-            "SELECT announcement, MIN(sent_at), MAX(sent_at) FROM deliveries"
-            " WHERE mode=? AND incident=? GROUP BY announcement ORDER BY MIN(created_at)",
-            scope,
-        )
-    }
-    if not announced and not waves:
+    groups = store.fetch(
+        "SELECT announcement, channel, state, CASE WHEN state='skipped' THEN error END,"
+        " COUNT(*), MIN(created_at), MIN(sent_at), MAX(sent_at), COUNT(sent_at) FROM deliveries"
+        " WHERE mode=? AND incident=? GROUP BY 1, 2, 3, 4",
+        scope,
+    )
+    if not announced and not groups:
         raise UnknownIncidentError(_unknown_message(store, incident_id, mode))
+    waves = _waves(groups)
     announcements = _announcements(announced, waves)
     incident = _incident_line(incident_id, announced)
-    channels = _channel_counts(store, scope, kinds or {})
-    _timings(store, scope, channels)
+    channels = _channel_counts(groups, kinds or {})
+    _timings(store, scope, channels, waves, _timed(groups))
     report = Report(
         incident=incident,
         announcements=announcements,
@@ -224,26 +203,51 @@ def _unknown_message(store: ReadableStore, incident_id: str, mode: str) -> str:
     return f"no incident '{incident_id}' in the ledger{hint}{listing}"
 
 
+@dataclass(slots=True)
+class _Wave:
+    """One announcement's rows: when they were first planned, first and last sent."""
+
+    planned_at: str
+    first_sent_at: str | None = None
+    last_sent_at: str | None = None
+
+
+def _waves(groups: list[tuple[Any, ...]]) -> dict[str, _Wave]:
+    """Per announcement, oldest first, from the grouped counts' MIN/MAX columns."""
+    waves: dict[str, _Wave] = {}
+    for key, _channel, _state, _reason, _count, planned, first, last, _timed in groups:
+        wave = waves.setdefault(str(key), _Wave(str(planned)))
+        wave.planned_at = min(wave.planned_at, str(planned))
+        if first is not None:
+            wave.first_sent_at = min(wave.first_sent_at or first, first)
+            wave.last_sent_at = max(wave.last_sent_at or last, last)
+    return dict(sorted(waves.items(), key=lambda item: item[1].planned_at))
+
+
 def _announcements(
-    announced: list[tuple[Any, ...]], waves: dict[str, tuple[Any, ...]]
+    announced: list[tuple[Any, ...]], waves: dict[str, _Wave]
 ) -> list[AnnouncementLine]:
-    lines = [
-        AnnouncementLine(
-            key=str(key),
-            status=str(status),
-            update=update,
-            first_sent_at=first or (waves.get(key) or (None, None))[0],
-            last_sent_at=(waves.get(key) or (None, None))[1],
+    lines = []
+    for key, status, update, _title, _severity, _started, first in announced:
+        wave = waves.get(key)
+        lines.append(
+            AnnouncementLine(
+                key=str(key),
+                status=str(status),
+                update=update,
+                first_sent_at=first or (wave.first_sent_at if wave else None),
+                last_sent_at=wave.last_sent_at if wave else None,
+            )
         )
-        for key, status, update, _title, _severity, _started, first in announced
-    ]
     recorded = {line.key for line in lines}
-    for key, (first, last) in waves.items():
+    for key, wave in waves.items():
         if key not in recorded:  # rows of a ledger older than the announcements table
-            parts = str(key).split("/")
-            update = parts[2] if len(parts) > 2 else None
+            parts = key.split("/")
             status = parts[1] if len(parts) > 1 else ""
-            lines.append(AnnouncementLine(str(key), status, update, first, last))
+            update = parts[2] if len(parts) > 2 else None
+            lines.append(
+                AnnouncementLine(key, status, update, wave.first_sent_at, wave.last_sent_at)
+            )
     return lines
 
 
@@ -260,72 +264,118 @@ def _incident_line(incident_id: str, announced: list[tuple[Any, ...]]) -> Incide
     return IncidentLine(incident_id, title, severity, started_at or None, resolved_at)
 
 
+def _timed(groups: list[tuple[Any, ...]]) -> dict[str, int]:
+    """Per channel, how many messages went out with their time recorded."""
+    timed: dict[str, int] = {}
+    for _key, name, state, *_rest, with_time in groups:
+        if state in SENT_STATES:
+            timed[str(name)] = timed.get(str(name), 0) + int(with_time)
+    return timed
+
+
 def _channel_counts(
-    store: ReadableStore, scope: tuple[str, str], kinds: Mapping[str, str]
+    groups: list[tuple[Any, ...]], kinds: Mapping[str, str]
 ) -> dict[str, ChannelReport]:
-    rows = store.fetch(
-        "SELECT channel, state, CASE WHEN state='skipped' THEN error END, COUNT(*)"
-        " FROM deliveries WHERE mode=? AND incident=? GROUP BY 1, 2, 3",
-        scope,
-    )
-    found = {str(r[0]) for r in rows}
+    found = {str(g[1]) for g in groups}
     order = [name for name in kinds if name in found] + sorted(found - set(kinds))
     channels = {name: ChannelReport(kind=kinds.get(name)) for name in order}
-    for name, state, reason, count in rows:
-        channel = channels[str(name)]
+    for _key, name, state, reason, count, *_times in groups:
+        channel, count = channels[str(name)], int(count)
         if state == "skipped":
             label = str(reason or "no reason recorded")
-            channel.skipped[label] = channel.skipped.get(label, 0) + int(count)
+            channel.skipped[label] = channel.skipped.get(label, 0) + count
             continue
-        channel.planned += int(count)
+        channel.planned += count
         if state in SENT_STATES:
-            channel.sent += int(count)
+            channel.sent += count
         if state in ("delivered", "undelivered", "failed", "unknown"):
-            setattr(channel, str(state), getattr(channel, str(state)) + int(count))
+            setattr(channel, str(state), getattr(channel, str(state)) + count)
         elif state in ("pending", "sending"):  # sending: in flight while the report runs
-            channel.pending += int(count)
+            channel.pending += count
     for channel in channels.values():
         channel.skipped = dict(sorted(channel.skipped.items(), key=lambda kv: (-kv[1], kv[0])))
     return channels
 
 
 def _timings(
-    store: ReadableStore, scope: tuple[str, str], channels: dict[str, ChannelReport]
+    store: ReadableStore,
+    scope: tuple[str, str],
+    channels: dict[str, ChannelReport],
+    waves: dict[str, _Wave],
+    timed: Mapping[str, int],
 ) -> None:
     """First, median and 95th-percentile seconds from each announcement's start to each
-    message sent, by nearest rank, ranked inside the database."""
+    message sent, by nearest rank, ranked inside the database.
+
+    A message's offset is its time of day, plus the seconds from the first day of
+    sending to its day, minus its announcement's start: both looked up in short CASE
+    lists made here (a few days, a few announcements), so each row costs a few
+    ``substr`` and nothing else. ``timed`` counts each channel's messages sent (with a
+    time), so only the wanted ranks are asked for.
+    """
+    sent = [w for w in waves.values() if w.first_sent_at and w.last_sent_at]
+    timed_ranks = {name: _ranks(n) for name, n in timed.items() if n}
+    if not sent or not timed_ranks:
+        return
+    wanted = sorted({rank for ranks in timed_ranks.values() for rank in ranks})
+    first_day = min(_day(w.first_sent_at) for w in sent)
+    last_day = max(_day(w.last_sent_at) for w in sent)
+    days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+    day_cases = " ".join("WHEN ? THEN ?" for _ in days)
+    start_cases = " ".join("WHEN ? THEN ?" for _ in waves)
+    params: list[object] = []
+    for day in days:
+        params += [day.isoformat(), float((day - first_day).days * 86400)]
+    for key, wave in waves.items():
+        params += [key, _seconds_since(wave.planned_at, first_day)]
     sql = f"""
-        WITH firsts AS (
-            SELECT announcement, MIN(created_at) AS first_at
-            FROM deliveries WHERE mode=? AND incident=? GROUP BY announcement
-        ), starts AS (
-            SELECT announcement, {seconds_sql("first_at")} AS t0 FROM firsts
-        ), gone AS (
-            SELECT d.channel, {seconds_sql("d.sent_at")} - s.t0 AS after_s
-            FROM deliveries d JOIN starts s ON s.announcement = d.announcement
-            WHERE d.mode=? AND d.incident=? AND d.sent_at IS NOT NULL
-              AND d.state IN ({_marks(SENT_STATES)})
+        WITH gone AS (
+            SELECT channel,
+                   CASE substr(sent_at, 1, 10) {day_cases} END
+                   + CAST(substr(sent_at, 12, 2) AS INTEGER) * 3600
+                   + CAST(substr(sent_at, 15, 2) AS INTEGER) * 60
+                   + CAST(substr(sent_at, 18, 9) AS DOUBLE PRECISION)
+                   - CASE announcement {start_cases} END AS after_s
+            FROM deliveries
+            WHERE mode=? AND incident=? AND sent_at IS NOT NULL
+              AND state IN ({_marks(SENT_STATES)})
         ), ranked AS (
             SELECT channel, after_s,
-                   ROW_NUMBER() OVER (PARTITION BY channel ORDER BY after_s) AS rank_no,
-                   COUNT(*) OVER (PARTITION BY channel) AS total
+                   ROW_NUMBER() OVER (PARTITION BY channel ORDER BY after_s) AS rank_no
             FROM gone
         )
-        SELECT channel, rank_no, (total * 50 + 99) / 100, (total * 95 + 99) / 100, after_s
-        FROM ranked
-        WHERE rank_no = 1 OR rank_no = (total * 50 + 99) / 100 OR rank_no = (total * 95 + 99) / 100
+        SELECT channel, rank_no, after_s FROM ranked WHERE rank_no IN ({_marks(wanted)})
     """
-    for name, rank_no, p50, p95, after_s in store.fetch(sql, (*scope, *scope, *SENT_STATES)):
-        channel = channels.get(str(name))
-        if channel is None:
+    found = store.fetch(sql, (*params, *scope, *SENT_STATES, *wanted))
+    for name, rank_no, after_s in found:
+        channel, ranks = channels.get(str(name)), timed_ranks.get(str(name))
+        if channel is None or ranks is None:
             continue
         seconds = round(max(float(after_s), 0.0), 3)
-        if rank_no == 1:
-            channel.first_sent_after_s = seconds
-        if rank_no == p50:
-            channel.p50_sent_after_s = seconds
-        if rank_no == p95:
-            channel.p95_sent_after_s = seconds
+        for field_name, rank in zip(_TIMING_FIELDS, ranks, strict=True):
+            if rank == rank_no:
+                setattr(channel, field_name, seconds)
+
+
+#: The ChannelReport fields _ranks() gives the nearest rank of, in order.
+_TIMING_FIELDS = ("first_sent_after_s", "p50_sent_after_s", "p95_sent_after_s")
+
+
+def _ranks(total: int) -> tuple[int, int, int]:
+    """Nearest ranks (1-based) of the first, the median and the 95th percentile."""
+    return 1, (total * 50 + 99) // 100, (total * 95 + 99) // 100
+
+
+def _day(stamp: str | None) -> date:
+    return date.fromisoformat(str(stamp)[:10])
+
+
+def _seconds_since(stamp: str, first_day: date) -> float:
+    """Seconds from midnight UTC of ``first_day`` to a stored time (may be negative)."""
+    moment = _parse(stamp)
+    assert moment is not None
+    midnight = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+    return (moment - midnight).total_seconds()
 
 
 def _reach(store: ReadableStore, scope: tuple[str, str]) -> int:

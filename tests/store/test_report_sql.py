@@ -4,11 +4,12 @@ engine: each count, percentile, reach and opt-out is worked out by hand below.""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from outagecomms.models import Incident
-from outagecomms.report import UnknownIncidentError, build_report, seconds_sql
+from outagecomms.report import UnknownIncidentError, build_report
 from outagecomms.run.planning import announcement_record
 from outagecomms.store import Store
 
@@ -20,12 +21,9 @@ KINDS = {"sms": "sms", "email": "email", "social": "social", "banner": "banner"}
 
 
 def _at(base: str, seconds: float) -> str:
-    """``base`` (``...T09:40:00``) plus ``seconds``, in the store's fixed-width form."""
-    hour, minute = int(base[11:13]), int(base[14:16])
-    total = hour * 3600 + minute * 60 + seconds
-    whole = int(total)
-    micro = round((total - whole) * 1_000_000)
-    return f"{base[:10]}T{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}.{micro:06d}Z"
+    """``base`` (``2026-11-22T09:40:00``, UTC) plus ``seconds``, as the store writes times."""
+    moment = datetime.fromisoformat(base).replace(tzinfo=UTC) + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 T0 = "2026-11-22T09:40:00"  # the investigating wave's rows were planned at T0
@@ -311,24 +309,22 @@ def test_an_incident_that_is_not_in_the_ledger(open_at: OpenStore) -> None:
             build_report(store, "other", sandbox=True, kinds=KINDS)
 
 
-@pytest.mark.parametrize(
-    ("stamp", "expected"),
-    [
-        ("1970-01-01T00:00:00.000000Z", 2440588 * 86400.0),
-        ("2026-11-22T09:40:01.250000Z", None),
-        ("2024-02-29T23:59:59.999999Z", None),
-        ("2027-01-01T00:00:00.000000Z", None),
-    ],
-)
-def test_seconds_sql_agrees_with_python_on_both_engines(
-    open_at: OpenStore, stamp: str, expected: float | None
-) -> None:
-    from datetime import UTC, datetime
-
-    if expected is None:
-        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        expected = (moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() + 2440588 * 86400
+def test_times_across_midnight_and_a_month_end(open_at: OpenStore) -> None:
+    """A wave planned just before midnight on the last day of November."""
+    planned = "2026-11-30T23:59:59"
     with open_at() as store:
-        sql = f"SELECT {seconds_sql('x.t')} FROM (SELECT CAST(? AS TEXT) AS t) x"
-        (value,) = store.fetch(sql, (stamp,))[0]
-    assert float(value) == pytest.approx(expected, abs=1e-5)
+        for i, after in enumerate((0.75, 1.5, 86_400 + 3.25)):
+            _row(
+                store,
+                f"{INC}/monitoring",
+                "email",
+                f"m{i}@x.com",
+                "sent",
+                planned=planned,
+                sent_after=after,
+                person=f"m{i}@x.com",
+            )
+        email = build_report(store, INC, kinds=KINDS).channels["email"]
+    assert email.first_sent_after_s == 0.75
+    assert email.p50_sent_after_s == 1.5
+    assert email.p95_sent_after_s == 86_403.25
