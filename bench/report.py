@@ -17,10 +17,9 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+from outagecomms.models import Incident
 from outagecomms.run.planning import announcement_record
 from outagecomms.store import open_store
-
-from outagecomms.models import Incident
 
 from .common import (
     INCIDENT_ID,
@@ -43,11 +42,16 @@ _MIX = (
     *(("sent", None),) * 3,
     ("undelivered", None),
     ("failed", None),
-    ("skipped", "no sms opt-in"),
+    ("skipped", None),  # the channel's own reason: see _SKIPPED
     ("skipped", "suppressed (one-click)"),
     ("unknown", None),
     ("pending", None),
 )
+
+
+_SKIPPED = {"sms": "no sms opt-in", "email": "opted out"}
+#: When each announcement's sending started.
+_WAVES = (("investigating", _START), ("resolved", _START + timedelta(hours=3)))
 
 
 def _stamp(moment: datetime) -> str:
@@ -56,10 +60,7 @@ def _stamp(moment: datetime) -> str:
 
 def _rows(n: int) -> Iterator[tuple[object, ...]]:
     """``n`` delivery rows: per announcement, email to everyone and SMS to 2 in 3."""
-    waves = (
-        (f"{INCIDENT_ID}/investigating", _START),
-        (f"{INCIDENT_ID}/resolved", _START + timedelta(hours=3)),
-    )
+    waves = [(f"{INCIDENT_ID}/{status}", started) for status, started in _WAVES]
     made = 0
     person = 0
     while made < n:
@@ -71,8 +72,12 @@ def _rows(n: int) -> Iterator[tuple[object, ...]]:
                 if made >= n or (channel == "sms" and person % 3 == 2):
                     continue
                 state, reason = _MIX[made % len(_MIX)]
+                if state == "skipped" and reason is None:
+                    reason = _SKIPPED[channel]
                 sent = state in ("delivered", "sent", "undelivered")
-                offset = timedelta(seconds=(made * 7919 % 600_000) / 1000) if sent else None
+                # SMS go out within 3 minutes, email within 10 (SendGrid's fewer requests).
+                spread = 180_000 if channel == "sms" else 600_000
+                offset = timedelta(milliseconds=made * 7919 % spread) if sent else None
                 planned = _stamp(started)
                 yield (
                     "live",
@@ -92,10 +97,20 @@ def _rows(n: int) -> Iterator[tuple[object, ...]]:
         person += 1
 
 
+def _opt_outs(n: int) -> Iterator[tuple[object, ...]]:
+    """One opt-out per thousand rows, in the days after the incident, from every source."""
+    sources = ("one-click", "sms-stop", "sendgrid-unsubscribe", "one-click", "sendgrid-spamreport")
+    for i in range(max(n // 1000, 1)):
+        kind = "sms" if sources[i % len(sources)] == "sms-stop" else "email"
+        address = f"+1201{i:07d}" if kind == "sms" else f"person{i}@example.com"
+        when = _stamp(_START + timedelta(minutes=5 + i * 37 % 4000))
+        yield (address, kind, sources[i % len(sources)], None, when)
+
+
 def fill(workspace: Workspace, n: int) -> None:
     """Create the store and its announcements through the API, then insert ``n`` rows."""
     with open_store(f"sqlite:///{workspace.ledger}", base_dir=workspace.root) as store:
-        for status in ("investigating", "resolved"):
+        for status, started in _WAVES:
             incident = Incident(
                 id=INCIDENT_ID,
                 title="Email delivery is delayed",
@@ -104,10 +119,15 @@ def fill(workspace: Workspace, n: int) -> None:
                 started_at=_START,
             )
             store.record_announcement(announcement_record(incident, sandbox=False))
-            store.mark_announcement_sent(incident.key, _stamp(_START))
+            store.mark_announcement_sent(incident.key, _stamp(started))
     db = sqlite3.connect(workspace.ledger)
     try:
         with db:
+            db.executemany(
+                "INSERT INTO suppressions (address, kind, source, reason, created_at)"
+                " VALUES (?,?,?,?,?)",
+                _opt_outs(n),
+            )
             db.executemany(
                 "INSERT INTO deliveries (mode, announcement, incident, channel, recipient, state,"
                 " error, attempts, created_at, updated_at, sent_at, person)"

@@ -35,8 +35,13 @@ def shop(run: Run, tmp_path: Path, fake: FakeSendGridCampaigns) -> Path:
     assert run("init", "shop").returncode == 0
     shop = tmp_path / "shop"
     config = shop / "channels.yaml"
+    scaffolded = config.read_text()
+    assert "\ncampaigns:\n  driver: sendgrid\n" in scaffolded  # the scaffold documents it
     config.write_text(
-        config.read_text() + f"\ncampaigns: {{driver: sendgrid, base_url: '{fake.base_url}'}}\n"
+        scaffolded.replace(
+            "\ncampaigns:\n  driver: sendgrid\n",
+            f"\ncampaigns:\n  driver: sendgrid\n  base_url: {fake.base_url}\n",
+        )
     )
     sent = run("send", "examples/incident-investigating.yaml", "--sandbox", "--yes", cwd=shop)
     assert sent.returncode == 0, sent.stdout + sent.stderr
