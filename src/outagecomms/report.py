@@ -156,18 +156,13 @@ def build_report(
         " FROM announcements WHERE mode=? AND incident=? ORDER BY created_at, key",
         scope,
     )
-    groups = store.fetch(
-        "SELECT announcement, channel, state, CASE WHEN state='skipped' THEN error END,"
-        " COUNT(*), MIN(created_at), MIN(sent_at), MAX(sent_at), COUNT(sent_at) FROM deliveries"
-        " WHERE mode=? AND incident=? GROUP BY 1, 2, 3, 4",
-        scope,
-    )
+    groups = [_Group(*row) for row in store.fetch(_GROUPS_SQL, (*SENT_STATES, *scope))]
     if not announced and not groups:
         raise UnknownIncidentError(_unknown_message(store, incident_id, mode))
     waves = _waves(groups)
     announcements = _announcements(announced, waves)
     incident = _incident_line(incident_id, announced)
-    channels = _channel_counts(groups, kinds or {})
+    channels = _channel_counts(store, scope, groups, kinds or {})
     _timings(store, scope, channels, waves, _timed(groups))
     report = Report(
         incident=incident,
@@ -212,13 +207,47 @@ class _Wave:
     last_sent_at: str | None = None
 
 
-def _waves(groups: list[tuple[Any, ...]]) -> dict[str, _Wave]:
+#: States counted apart, in the order of ``_Group``'s count fields.
+_GROUP_STATES = ("sent", "delivered", "undelivered", "failed", "unknown", "pending", "sending")
+# Per announcement and channel: the (mode, announcement, channel, ...) primary key hands the
+# rows over in that order, so the database groups them without sorting a million rows.
+_GROUPS_SQL = (
+    "SELECT announcement, channel, "
+    + ", ".join(f"SUM(CASE WHEN state='{state}' THEN 1 ELSE 0 END)" for state in _GROUP_STATES)
+    + ", MIN(created_at), MIN(sent_at), MAX(sent_at),"
+    f" SUM(CASE WHEN sent_at IS NOT NULL AND state IN ({_marks(SENT_STATES)}) THEN 1 ELSE 0 END)"
+    " FROM deliveries WHERE mode=? AND incident=? GROUP BY announcement, channel"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """One announcement on one channel: its rows by state, and its times."""
+
+    announcement: str
+    channel: str
+    sent: int
+    delivered: int
+    undelivered: int
+    failed: int
+    unknown: int
+    pending: int
+    sending: int
+    planned_at: str
+    first_sent_at: str | None
+    last_sent_at: str | None
+    #: Rows sent (or delivered/undelivered since) with their send time recorded.
+    timed: int
+
+
+def _waves(groups: list[_Group]) -> dict[str, _Wave]:
     """Per announcement, oldest first, from the grouped counts' MIN/MAX columns."""
     waves: dict[str, _Wave] = {}
-    for key, _channel, _state, _reason, _count, planned, first, last, _timed in groups:
-        wave = waves.setdefault(str(key), _Wave(str(planned)))
-        wave.planned_at = min(wave.planned_at, str(planned))
-        if first is not None:
+    for group in groups:
+        wave = waves.setdefault(group.announcement, _Wave(group.planned_at))
+        wave.planned_at = min(wave.planned_at, group.planned_at)
+        first, last = group.first_sent_at, group.last_sent_at
+        if first is not None and last is not None:
             wave.first_sent_at = min(wave.first_sent_at or first, first)
             wave.last_sent_at = max(wave.last_sent_at or last, last)
     return dict(sorted(waves.items(), key=lambda item: item[1].planned_at))
@@ -264,36 +293,43 @@ def _incident_line(incident_id: str, announced: list[tuple[Any, ...]]) -> Incide
     return IncidentLine(incident_id, title, severity, started_at or None, resolved_at)
 
 
-def _timed(groups: list[tuple[Any, ...]]) -> dict[str, int]:
+def _timed(groups: list[_Group]) -> dict[str, int]:
     """Per channel, how many messages went out with their time recorded."""
     timed: dict[str, int] = {}
-    for _key, name, state, *_rest, with_time in groups:
-        if state in SENT_STATES:
-            timed[str(name)] = timed.get(str(name), 0) + int(with_time)
+    for group in groups:
+        timed[group.channel] = timed.get(group.channel, 0) + int(group.timed)
     return timed
 
 
 def _channel_counts(
-    groups: list[tuple[Any, ...]], kinds: Mapping[str, str]
+    store: ReadableStore,
+    scope: tuple[str, str],
+    groups: list[_Group],
+    kinds: Mapping[str, str],
 ) -> dict[str, ChannelReport]:
-    found = {str(g[1]) for g in groups}
+    """Counts per channel over the announcements; skip reasons read from the skipped rows."""
+    found = {group.channel for group in groups}
     order = [name for name in kinds if name in found] + sorted(found - set(kinds))
     channels = {name: ChannelReport(kind=kinds.get(name)) for name in order}
-    for _key, name, state, reason, count, *_times in groups:
-        channel, count = channels[str(name)], int(count)
-        if state == "skipped":
-            label = str(reason or "no reason recorded")
-            channel.skipped[label] = channel.skipped.get(label, 0) + count
-            continue
-        channel.planned += count
-        if state in SENT_STATES:
-            channel.sent += count
-        if state in ("delivered", "undelivered", "failed", "unknown"):
-            setattr(channel, str(state), getattr(channel, str(state)) + count)
-        elif state in ("pending", "sending"):  # sending: in flight while the report runs
-            channel.pending += count
-    for channel in channels.values():
-        channel.skipped = dict(sorted(channel.skipped.items(), key=lambda kv: (-kv[1], kv[0])))
+    for group in groups:
+        channel = channels[group.channel]
+        for state in ("delivered", "undelivered", "failed", "unknown"):
+            setattr(channel, state, getattr(channel, state) + int(getattr(group, state)))
+        channel.sent += int(group.sent) + int(group.delivered) + int(group.undelivered)
+        # sending: in flight while the report runs.
+        channel.pending += int(group.pending) + int(group.sending)
+        # planned: every row but the skipped ones.
+        channel.planned += sum(int(getattr(group, state)) for state in _GROUP_STATES)
+    skipped = store.fetch(
+        "SELECT channel, error, COUNT(*) FROM deliveries"
+        " WHERE mode=? AND incident=? AND state='skipped' GROUP BY 1, 2"
+        " ORDER BY 3 DESC, 2",
+        scope,
+    )
+    for name, reason, count in skipped:
+        label = str(reason or "no reason recorded")
+        reasons = channels[str(name)].skipped
+        reasons[label] = reasons.get(label, 0) + int(count)
     return channels
 
 
