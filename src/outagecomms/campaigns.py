@@ -26,7 +26,7 @@ import httpx
 
 from .channels.base import make_http_client, retry_after, short
 from .config import ENV_PREFIX, CampaignsSettings, Config
-from .errors import ConfigError, InputError, OutageCommsError
+from .errors import CampaignsError, ConfigError, InputError, UnknownIncidentError
 from .redact import redact
 
 if TYPE_CHECKING:
@@ -44,10 +44,6 @@ MAX_WAIT = 30.0
 _LIST_PATH = "/v3/marketing/singlesends"
 
 Action = Literal["pause", "resume"]
-
-
-class CampaignsError(OutageCommsError):
-    """SendGrid could not be reached or refused a request; what was done is kept (exit 1)."""
 
 
 class PausedRecord(Protocol):
@@ -478,7 +474,7 @@ def _require_incident(store: PausedCampaigns, incident_id: str) -> None:
     for table in ("announcements", "deliveries"):
         if store.fetch(f"SELECT 1 FROM {table} WHERE incident=? LIMIT 1", (incident_id,)):
             return
-    raise InputError(
+    raise UnknownIncidentError(
         f"no incident '{incident_id}' in the ledger; pause campaigns under the id of an "
         "incident you announced (see 'outagecomms ledger')"
     )

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
-from .errors import InputError
+from .errors import UnknownIncidentError
 
 #: Opt-outs this long after the resolution still count as the incident's.
 OPT_OUT_WINDOW = timedelta(days=7)
@@ -34,17 +34,12 @@ OPT_OUT_WINDOW = timedelta(days=7)
 SENT_STATES = ("sent", "delivered", "undelivered")
 #: States of a message that reached someone, for ``reach``.
 REACHED_STATES = ("sent", "delivered")
-COUNTED = ("sent", "delivered", "undelivered", "failed", "unknown", "pending")
 
 
 class ReadableStore(Protocol):
     """What the report needs of the store: portable read-only SQL."""
 
     def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
-
-
-class UnknownIncidentError(InputError):
-    """No announcement and no delivery of this incident in the ledger (exit 2)."""
 
 
 @dataclass(slots=True)

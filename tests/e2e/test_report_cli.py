@@ -142,6 +142,15 @@ def test_html_goes_to_stdout_when_it_is_piped(run: Run, shop: Path) -> None:
     assert done.returncode == 0 and done.stdout.startswith("<!doctype html>")
 
 
+def test_table_and_json_go_to_a_file_with_output(run: Run, shop: Path) -> None:
+    done = run("report", INCIDENT, "--sandbox", "--output", "report.txt", cwd=shop)
+    assert done.returncode == 0 and "Wrote the report to report.txt" in done.stdout
+    text = (shop / "report.txt").read_text()
+    assert "Messages" in text and "\x1b[" not in text  # plain text, no colour codes
+    done = run("report", INCIDENT, "--sandbox", "-f", "json", "-o", "report.json", cwd=shop)
+    assert json.loads((shop / "report.json").read_text())["incident"]["id"] == INCIDENT
+
+
 def test_bad_input_exits_2(run: Run, shop: Path) -> None:
     live = run("report", INCIDENT, cwd=shop)
     assert live.returncode == 2 and "only sent in the sandbox: add --sandbox" in live.stderr
