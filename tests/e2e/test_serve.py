@@ -46,6 +46,14 @@ def serving(*args: str, cwd: Path) -> Iterator[tuple[str, subprocess.Popen[str]]
         process.stderr.close()
 
 
+def set_in_config(folder: Path, line: str, replacement: str) -> None:
+    """Change one line of the scaffold's channels.yaml (its serve: block)."""
+    config = folder / "channels.yaml"
+    text = config.read_text()
+    assert line in text
+    config.write_text(text.replace(line, replacement))
+
+
 @pytest.fixture
 def shop(run: Run, tmp_path: Path) -> Path:
     """A folder made by ``outagecomms init``, as a newcomer has it."""
@@ -128,8 +136,7 @@ def test_bad_listen_is_one_line_exit_2(run: Run, shop: Path, listen: str, messag
 
 
 def test_bad_serve_config_is_exit_2(run: Run, shop: Path):
-    config = shop / "channels.yaml"
-    config.write_text(config.read_text() + "\nserve:\n  public_url: not-a-url\n")
+    set_in_config(shop, "# public_url: https://status.shop.example", "public_url: not-a-url")
     result = run("serve", cwd=shop, timeout=30)
     assert result.returncode == 2
     assert "serve.public_url" in result.stderr and "is not a web address" in result.stderr
@@ -140,8 +147,7 @@ def test_listen_comes_from_channels_yaml(run: Run, shop: Path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        config = shop / "channels.yaml"
-        config.write_text(config.read_text() + f"\nserve:\n  listen: 127.0.0.1:{port}\n")
+        set_in_config(shop, "listen: 127.0.0.1:8080", f"listen: 127.0.0.1:{port}")
         result = run("serve", cwd=shop, timeout=30)
     assert (
         result.returncode == 2 and f"127.0.0.1:{port}: the port is already in use" in result.stderr
