@@ -10,6 +10,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
@@ -104,8 +105,9 @@ async def test_status_page_shows_the_open_incident_with_local_times(
     assert "Email delivery is delayed" in await card.locator("h3").inner_text()
     assert "A disk is full." in await card.inner_text()
     assert "Partial service outage" in await page.locator("h1").inner_text()
-    local = page.locator(".local").first
-    assert "your time" in await local.inner_text()  # Paris is not UTC: local time added
+    # Paris is not UTC: the reader's time is added after the UTC time ("Updated" = NOW).
+    paris = NOW.astimezone(ZoneInfo("Europe/Paris")).strftime("%H:%M")
+    assert paris in await page.locator(".state .local").inner_text()
     await card.locator("h3 a").click()
     await page.wait_for_url(url(status, "/incidents/mail"))
     assert "We are looking into it." in await page.locator("main").inner_text()

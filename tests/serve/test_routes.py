@@ -156,6 +156,8 @@ async def test_unknown_incident_is_404_with_a_page(make_client: MakeClient):
     for path in ("/incidents/nope", "/incidents/UPPER", "/incidents/a%20b", "/no/such/page"):
         html = await get_text(client, path, status=404)
         assert "Not found" in text_of(html)
+    html = await get_text(client, "/incidents/%3Cimg%20src=x%20onerror=alert(1)%3E", status=404)
+    assert "<img" not in html and XSS in text_of(html)
 
 
 # --- status.json -------------------------------------------------------------------
