@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lxml.html
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from outagecomms.errors import TemplateError
 from outagecomms.serve import create_app
@@ -225,8 +226,6 @@ async def test_a_new_send_shows_on_the_next_request(make_client: MakeClient):
 
 
 async def test_reads_are_cached_briefly(tmp_path: Path):
-    from aiohttp.test_utils import TestClient, TestServer
-
     source = MemorySource([record("mail")])
     app = create_app(make_config(tmp_path), source=source, ttl=60)
     async with TestClient(TestServer(app)) as client:
