@@ -306,3 +306,17 @@ def test_a_connection_lost_mid_pause_keeps_what_was_done(
     assert result.error is not None and "did not answer" in result.error
     assert refused.call_count == 3  # retried, then given up
     assert _paused(announcer) == [("a", "A", TOMORROW)]
+
+
+def test_resume_at_now_means_as_soon_as_sendgrid_allows(
+    announcer: Announcer, fake: FakeSendGridCampaigns
+) -> None:
+    missed = fake.add("Morning promo", "scheduled", TOMORROW)
+    assert announcer.pause_campaigns(INCIDENT).ok
+    with announcer.open_store() as store:
+        store.record_paused(INCIDENT, missed, "Morning promo", YESTERDAY)
+    before = datetime.now(UTC)
+    done = announcer.resume_campaigns(INCIDENT, at="now")
+    assert done.ok and [c.id for c in done.changed] == [missed]
+    send_at = datetime.fromisoformat(str(fake.single_sends[missed].send_at).replace("Z", "+00:00"))
+    assert before + timedelta(seconds=59) <= send_at <= datetime.now(UTC) + timedelta(minutes=3)
