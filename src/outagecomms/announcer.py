@@ -26,11 +26,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from .audience import OPTED_OUT_ELSEWHERE, CsvAudience, NumberMemo, SkippedRow, Targets
 from .channels import build_channel
-from .channels.base import Channel, CheckResult, never_reached_provider
+from .channels.base import Channel, CheckResult
+from .channels.base import network_failure as _network_failure
 from .config import Config, DriverSettings, OutboxSettings, load_config, require_credentials
 from .errors import ConfigError, IncidentError, OutageCommsError
 from .ledger import Ledger
@@ -418,28 +417,6 @@ class _RateLimiter:
 def _backoff(attempt: int) -> float:
     """Exponential backoff with jitter, so many clients do not retry in lock-step."""
     return min(_BACKOFF_BASE * 2 ** (attempt - 1), _BACKOFF_CAP) * random.uniform(0.5, 1.0)
-
-
-def _network_failure(exc: BaseException) -> Outcome:
-    """A transport error as an outcome. A request that may have reached the provider is
-    ``unknown`` rather than retried, because retrying it could send the message twice."""
-    text = redact(str(exc)) or type(exc).__name__
-    if never_reached_provider(exc):
-        return Outcome.failed(f"could not connect: {text}", code="connect", retryable=True)
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        # A base_url that is not http(s): nothing left, and no message can.
-        return Outcome.failed(f"cannot send: {text}", code="config", fatal=True)
-    if isinstance(exc, httpx.TransportError):
-        return Outcome(
-            state="unknown",
-            code="no-answer",
-            error=f"no complete answer from the provider ({type(exc).__name__}: {text}); "
-            "it may or may not have the message",
-        )
-    if isinstance(exc, OSError | asyncio.TimeoutError):
-        return Outcome.failed(f"network error: {text}", code="network", retryable=True)
-    log.exception("unexpected error in a channel adapter")
-    return Outcome.failed(f"internal error: {type(exc).__name__}: {text}", code="internal")
 
 
 class _ChannelRun:

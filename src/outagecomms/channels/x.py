@@ -33,7 +33,15 @@ from ..config import XSettings, env_name
 from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
-from .base import Channel, CheckResult, is_transient_status, retry_after, short
+from .base import (
+    Channel,
+    CheckResult,
+    current_trace,
+    is_transient_status,
+    retry_after,
+    short,
+    total_deadline,
+)
 
 #: The host tweepy writes into every request URL (``BaseClient.request``).
 TWEEPY_HOST = "https://api.twitter.com"
@@ -129,12 +137,15 @@ class XPosts(Channel):
     async def _post(self, message: Message) -> Outcome:
         """One ``POST /2/tweets``. httpx errors propagate: the announcer classifies them."""
         try:
-            response: requests.Response = await asyncio.to_thread(
-                self.client.create_tweet,
-                text=message.text,
-                in_reply_to_tweet_id=message.reply_to,
-                user_auth=self._user_auth,
-            )
+            # The request runs in a thread that cannot be cancelled; past the deadline it
+            # is left to finish on its own and the post's fate is decided from its trace.
+            async with total_deadline(self.settings.timeout):
+                response: requests.Response = await asyncio.to_thread(
+                    self.client.create_tweet,
+                    text=message.text,
+                    in_reply_to_tweet_id=message.reply_to,
+                    user_auth=self._user_auth,
+                )
         except tweepy.HTTPException as exc:
             return self._failure(exc.response)
         post_id = _data(response).get("id")
@@ -302,12 +313,23 @@ class HttpxAdapter(requests.adapters.BaseAdapter):
             request.url or "",
             headers=dict(request.headers),
             content=request.body,
+            extensions={"trace": _trace_progress},
         )
         return _as_requests_response(request, answer)
 
     def close(self) -> None:
         # The channel owns the httpx client and closes it; the session must not.
         pass
+
+
+def _trace_progress(event: str, info: Mapping[str, Any]) -> None:
+    """httpcore's trace hook: note in the ``total_deadline`` trace how far the request got."""
+    trace = current_trace()
+    if trace is None:
+        return
+    trace.started = True
+    if event.startswith(("http11.send_request_headers", "http2.send_request_headers")):
+        trace.sent = True
 
 
 def _as_requests_response(
