@@ -1,12 +1,15 @@
-"""Never twice, end to end: a fallback carries only what the primary certainly did not take,
-a 2xx the product cannot read is ``unknown``, and a provider that trickles its answer
-cannot hold a send past its ``timeout``.
+"""Hardening, end to end, through the real CLI against fakes that receive every request.
 
-The fakes receive every request; what they received is what a customer would get.
+* Never twice: a fallback carries only what the primary certainly did not take, a 2xx
+  the product cannot read is ``unknown``, and a provider that trickles its answer cannot
+  hold a send past its ``timeout``.
+* Secrets in the forms a terminal shows them (``--verbose`` logs of rewritten URLs).
 """
 
 from __future__ import annotations
 
+import base64
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -169,3 +172,24 @@ def test_a_provider_trickling_its_answer_cannot_hold_a_send_past_its_timeout(
         rows = ledger(run, shop, env)["sms"]
         assert {row["state"] for row in rows.values()} == {"unknown"}
         assert all("1s timeout" in row["error"] for row in rows.values())
+
+
+# --- secrets ---------------------------------------------------------------------
+
+
+def test_verbose_log_never_shows_a_webhook_url_httpx_normalised(run: Run, shop: Path) -> None:
+    token = secrets.token_urlsafe(18)
+    with FakeWebhook() as slack:
+        write_config(shop, "  team: {driver: slack}\n")
+        written = f"HTTP://127.0.0.1:{slack.port}/services/./T0AB12CD/B0EF34GH/{token}"
+        env = setting("team", "webhook_url", written)
+        sent = run("--verbose", "send", INVESTIGATING, "--yes", cwd=shop, env=env)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert len(slack.received) == 1
+        # The request went to the normalised path, and the log line names the request.
+        assert slack.received[0].path == f"/services/T0AB12CD/B0EF34GH/{token}"
+        assert "HTTP Request: POST" in sent.stderr
+        shown = sent.stdout + sent.stderr
+        assert token not in shown
+        assert "B0EF34GH" not in shown
+        assert base64.b64encode(token.encode()).decode()[:12] not in shown
