@@ -312,13 +312,23 @@ def config_path(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
+def dotenv_path(config_file: Path) -> Path | None:
+    """The one ``.env`` read: the file next to channels.yaml, when there is one.
+
+    Never ``./.env`` of the folder a command runs in: a ``.env`` left in an untrusted
+    folder could otherwise redirect a ``base_url`` and receive the real credentials.
+    Variables of the environment win over it (pydantic-settings' order).
+    """
+    candidate = config_file.parent / ".env"
+    return candidate if candidate.is_file() else None
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read channels.yaml and the environment; any problem raises ``ConfigError``."""
     file = config_path(path)
     doc = load_yaml(file, ConfigError, "config file (create one with 'outagecomms init')")
     _refuse_literal_secrets(doc)
-    env_files = [p for p in {file.parent / ".env", Path(".env")} if p.is_file()]
-    overrides = _EnvOverrides(_env_file=env_files or None).model_dump(exclude_unset=True)
+    overrides = _EnvOverrides(_env_file=dotenv_path(file)).model_dump(exclude_unset=True)
     data = _deep_merge(doc.data, overrides)
     channels = data.pop("channels", None) or {}
     if not isinstance(channels, dict):

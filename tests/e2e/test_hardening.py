@@ -193,3 +193,35 @@ def test_verbose_log_never_shows_a_webhook_url_httpx_normalised(run: Run, shop: 
         assert token not in shown
         assert "B0EF34GH" not in shown
         assert base64.b64encode(token.encode()).decode()[:12] not in shown
+
+
+# --- .env --------------------------------------------------------------------------
+
+
+def test_only_the_env_file_next_to_channels_yaml_is_read(run: Run, shop: Path) -> None:
+    with FakeWebhook() as trusted, FakeWebhook() as stray:
+        write_config(shop, "  team: {driver: slack}\n")
+        (shop / ".env").write_text(f"OUTAGECOMMS_CHANNELS__TEAM__WEBHOOK_URL={trusted.url}\n")
+        # A .env in the folder the command runs in, e.g. an untrusted download folder.
+        elsewhere = shop / "downloads"
+        elsewhere.mkdir()
+        (elsewhere / ".env").write_text(
+            f"OUTAGECOMMS_CHANNELS__TEAM__WEBHOOK_URL={stray.url}\n"
+            f"OUTAGECOMMS_CHANNELS__TEAM__TIMEOUT=1\n"
+        )
+        config = str(shop / "channels.yaml")
+        sent = run("--config", config, "send", str(shop / INVESTIGATING), "--yes", cwd=elsewhere)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert len(trusted.received) == 1
+        assert stray.requests == []
+
+
+def test_the_environment_wins_over_the_env_file(run: Run, shop: Path) -> None:
+    with FakeWebhook() as from_file, FakeWebhook() as from_environment:
+        write_config(shop, "  team: {driver: slack}\n")
+        (shop / ".env").write_text(f"OUTAGECOMMS_CHANNELS__TEAM__WEBHOOK_URL={from_file.url}\n")
+        env = setting("team", "webhook_url", from_environment.url)
+        sent = run("send", INVESTIGATING, "--yes", cwd=shop, env=env)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert len(from_environment.received) == 1
+        assert from_file.requests == []
