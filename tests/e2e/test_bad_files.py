@@ -87,3 +87,92 @@ def test_an_alias_bomb_in_channels_yaml_is_refused(run: Run, shop: Path) -> None
     )
     assert time.monotonic() - started < 20
     bad.nothing_sent(shop)
+
+
+# --- the audience CSV ------------------------------------------------------------------
+
+AUDIENCE_HEADER = "email,phone,name,sms_opt_in,email_opt_in\n"
+
+
+def people(count: int, start: int = 0) -> str:
+    return "".join(
+        f"p{n}@example.com,+1201555{n:04d},Person {n},yes,yes\n" for n in range(start, count)
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(
+            AUDIENCE_HEADER
+            + people(10)
+            + 'x@example.com,+12015559999,"Ada,yes,yes\n'
+            + people(400, 10),
+            ["audience.csv, line 12: the 'name' cell runs over lines 12 to 402", "quote"],
+            id="unclosed-quote-in-name",
+        ),
+        pytest.param(
+            "email,phone,notes,sms_opt_in\n"
+            + 'a@example.com,+12015550001,"call first,yes\n'
+            + "b@example.com,+12015550002,,yes\n",
+            ["audience.csv, line 2: a cell runs over lines 2 to 3 and holds what look like rows"],
+            id="unclosed-quote-in-an-extra-column",
+        ),
+        pytest.param(
+            AUDIENCE_HEADER + "a@example.com,+12015550001," + "A" * 5000 + ",yes,yes\n",
+            ["audience.csv, line 2: a cell of 5,000 characters is too long"],
+            id="huge-field",
+        ),
+        pytest.param(
+            (AUDIENCE_HEADER + people(3) + "jose@example.com,,Jos\xe9,,yes\n").encode("latin-1"),
+            ["audience.csv, line 5: not UTF-8 text (byte 0xe9)", "Save the file as UTF-8"],
+            id="latin-1",
+        ),
+    ],
+)
+def test_an_audience_that_cannot_be_read_as_meant_stops_at_preflight(
+    run: Run, shop: Path, content: str | bytes, expected: list[str]
+) -> None:
+    path = shop / "audience.csv"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    result = bad.cli(
+        run, "send", "examples/incident-investigating.yaml", "--audience", "audience.csv", *SANDBOX
+    )
+    bad.refused(result, *expected)
+    bad.nothing_sent(shop)
+
+
+def test_a_bad_opt_in_cell_a_landline_and_semicolons_affect_only_what_they_must(
+    run: Run, shop: Path
+) -> None:
+    (shop / "audience.csv").write_text(
+        "email;phone;name;sms_opt_in;email_opt_in\n"
+        "ada@example.com;(201) 555-0123;Lovelace, Ada;yes;yes\n"
+        "bob@example.com;+1 212 555 0147;Bob;maybe;yes\n"
+        "tim@example.com;+44 20 7946 0958;Tim;yes;yes\n",
+        encoding="utf-8",
+    )
+    sent = run(
+        "send",
+        "examples/incident-investigating.yaml",
+        "--audience",
+        "audience.csv",
+        "-c",
+        "sms",
+        "-c",
+        "email",
+        *SANDBOX,
+        cwd=shop,
+    )
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    outbox = shop / ".outagecomms" / "outbox"
+    sms = [f.read_text() for f in (outbox / "sms").iterdir()]
+    emails = [f.read_text() for f in (outbox / "email").iterdir()]
+    assert len(sms) == 1 and "+12015550123" in sms[0]
+    assert len(emails) == 3
+    assert any("bob@example.com" in e for e in emails), "a bad SMS cell never costs the email"
+    assert "invalid sms opt-in" in sent.stdout
+    assert "not a mobile number" in sent.stdout
