@@ -47,6 +47,9 @@ INVALID_EMAIL = "invalid email"
 NOT_MOBILE = "not a mobile number"
 INVALID_OPT_IN = {"sms": "invalid sms opt-in", "email": "invalid email opt-in"}
 
+#: Opt-in cells (None: no such cell) that need no parsing to be known readable: checked
+#: for every row, so a file of common spellings pays one set lookup a row.
+_COMMON_OPT_INS = frozenset({None, "", "yes", "no", "true", "false", "1", "0", "Yes", "No"})
 #: The separators a header row is tried with, the first winning a tie.
 DELIMITERS = (",", ";", "\t")
 #: No column we read holds more than this; a longer cell is a quote left open.
@@ -111,6 +114,7 @@ class CsvAudience:
         line = 1  # where the row being read starts
         try:
             columns = self._columns(next(reader, None))
+            opt_ins = [column for column in OPT_IN_COLUMNS if column in columns]
             while True:
                 line = reader.line_num + 1
                 row = next(reader, None)
@@ -118,8 +122,19 @@ class CsvAudience:
                     break
                 if not any(cell.strip() for cell in row):
                     continue
-                self._check(row, columns, delimiter, line, reader.line_num)
-                yield _recipient({name: row[i] for name, i in columns.items() if i < len(row)})
+                if reader.line_num != line or max(map(len, row)) > MAX_FIELD:
+                    self._check(row, columns, delimiter, line, reader.line_num)
+                values = {name: row[i] for name, i in columns.items() if i < len(row)}
+                if _COMMON_OPT_INS.issuperset(map(values.get, opt_ins)):
+                    yield Recipient(**values)
+                    continue
+                unreadable = [c for c in opt_ins if not _readable_opt_in(values.get(c))]
+                if unreadable:
+                    # Left empty for ``Recipient``; the column's channel skips the row.
+                    values.update(dict.fromkeys(unreadable, ""))
+                    yield CsvRecipient(**values, unreadable=frozenset(unreadable))
+                else:
+                    yield Recipient(**values)
         except csv.Error as exc:
             raise AudienceError(
                 f"{self.path}, line {line}: cannot read this row ({exc}); check its quotes: "
@@ -132,8 +147,6 @@ class CsvAudience:
         """Refuse a row that shows a quote left open: a line break in a column we read, a
         cell over several lines holding separated values (rows taken in), a row over
         ``MAX_ROW_LINES`` lines, a cell over ``MAX_FIELD`` characters."""
-        if last == line and max(map(len, row)) <= MAX_FIELD:
-            return  # the usual row: one line, short cells
         spans = f"lines {line} to {last}"
         hint = "check its quotes: a quote that is never closed takes in the lines after it"
         known = {index: name for name, index in columns.items()}
@@ -202,20 +215,15 @@ def _delimiter(header: str) -> str:
     return DELIMITERS[counts.index(max(counts))] if max(counts) else ","
 
 
-def _recipient(values: dict[str, str]) -> Recipient:
-    """The row as a ``CsvRecipient``; an opt-in cell that is neither yes nor no is left
-    empty and named in ``unreadable``, for its channel to skip."""
-    unreadable = set()
-    for column in OPT_IN_COLUMNS:
-        if column in values:
-            try:
-                parse_opt_in(values[column])
-            except ValueError:
-                unreadable.add(column)
-                values[column] = ""
-    if unreadable:
-        return CsvRecipient(**values, unreadable=frozenset(unreadable))
-    return Recipient(**values)
+def _readable_opt_in(cell: str | None) -> bool:
+    """Whether ``Recipient`` can read an opt-in cell."""
+    if cell is None:
+        return True
+    try:
+        parse_opt_in(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def normalise_phone(raw: str, region: str) -> str | None:

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -24,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -34,6 +36,34 @@ from .yamlfile import YamlDocument, load_yaml
 ENV_PREFIX = "OUTAGECOMMS_"
 CONFIG_ENV = "OUTAGECOMMS_CONFIG"
 DEFAULT_CONFIG = "channels.yaml"
+
+
+#: Everything that ends a line somewhere: ``str.splitlines`` breaks, which email clients and
+#: header parsers honour too (a U+2028 in a subject can start a new header in some).
+LINE_BREAK = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def http_url(value: str | None) -> str | None:
+    """``value`` when it is an http(s) URL with a host; pydantic error otherwise.
+
+    Checked when the config loads, so a ``base_url`` that could never work stops
+    ``send`` before any channel has posted anything.
+    """
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("http_url", "must be an http:// or https:// URL with a host name")
+    return value.strip()
+
+
+def one_line(value: str | None) -> str | None:
+    """``value`` when it holds no line break of any kind (it goes into an email header)."""
+    if value is not None and LINE_BREAK.search(value):
+        raise PydanticCustomError(
+            "one_line", "must be on one line (it contains a line break or line separator)"
+        )
+    return value
 
 
 def env_name(*keys: str) -> str:
@@ -94,6 +124,8 @@ class HttpDriverSettings(DriverSettings):
     base_url: str | None = None
     timeout: float = Field(default=10.0, gt=0)
 
+    _base_url_is_http = field_validator("base_url")(http_url)
+
     @property
     def effective_base_url(self) -> str:
         return (self.base_url or self.default_base_url).rstrip("/")
@@ -114,6 +146,15 @@ class TwilioSettings(HttpDriverSettings):
     auth_token: SecretStr | None = None
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _has_sender(self) -> TwilioSettings:
+        if not (self.from_ or self.messaging_service_sid):
+            raise PydanticCustomError(
+                "sender",
+                "has no sender: set 'from' (a Twilio phone number) or 'messaging_service_sid'",
+            )
+        return self
 
     def missing_secrets(self) -> list[str]:
         missing = [] if self.account_sid else ["account_sid"]
@@ -158,6 +199,8 @@ class HttpBannerSettings(HttpDriverSettings):
     method: Literal["PUT", "POST"] = "PUT"
     token: SecretStr | None = None
 
+    _url_is_http = field_validator("url")(http_url)
+
     @field_validator("method", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -167,22 +210,39 @@ class HttpBannerSettings(HttpDriverSettings):
         return []  # a banner endpoint may be open; the token is optional
 
 
-class SendGridSettings(HttpDriverSettings):
+class EmailSenderSettings(DriverSettings):
+    """The sender keys of an email driver: ``from`` required, every one a single line."""
+
+    kind = "email"
+
+    from_: str | None = Field(default=None, alias="from")
+    from_name: str | None = None
+    reply_to: str | None = None
+
+    _single_lines = field_validator("from_", "from_name", "reply_to")(one_line)
+
+    @model_validator(mode="after")
+    def _has_sender(self) -> EmailSenderSettings:
+        if not self.from_:
+            raise PydanticCustomError(
+                "sender", "has no sender address: set 'from' (e.g. outage@shop.example)"
+            )
+        return self
+
+
+class SendGridSettings(EmailSenderSettings, HttpDriverSettings):
     kind = "email"
     secrets = ("api_key",)
     default_concurrency = 4
     default_base_url = "https://api.sendgrid.com"
 
     driver: Literal["sendgrid"] = "sendgrid"
-    from_: str | None = Field(default=None, alias="from")
-    from_name: str | None = None
-    reply_to: str | None = None
     asm_group_id: int | None = None
     sandbox_mode: bool = False
     api_key: SecretStr | None = None
 
 
-class SmtpSettings(DriverSettings):
+class SmtpSettings(EmailSenderSettings, DriverSettings):
     kind = "email"
     secrets = ("password",)
     default_concurrency = 4
@@ -192,9 +252,6 @@ class SmtpSettings(DriverSettings):
     port: int = Field(default=587, ge=1, le=65535)
     starttls: bool = True
     username: str | None = None
-    from_: str | None = Field(default=None, alias="from")
-    from_name: str | None = None
-    reply_to: str | None = None
     timeout: float = Field(default=10.0, gt=0)
     password: SecretStr | None = None
 

@@ -59,7 +59,6 @@ import httpx
 import markupsafe
 
 from ..config import Config, DriverSettings, SendGridSettings
-from ..errors import ConfigError
 from ..models import Kind, Message, Outcome
 from ..redact import redact, register_secret
 from .base import (
@@ -227,11 +226,6 @@ class SendGridEmail(HttpChannel):
         return {"headers": {"Authorization": f"Bearer {key.get_secret_value()}"}} if key else {}
 
     async def open(self) -> None:
-        if not self.settings.from_:
-            raise ConfigError(
-                f"channel '{self.name}' (sendgrid) has no sender address: set 'from' "
-                f"on channel '{self.name}' in channels.yaml (a verified SendGrid sender)"
-            )
         if self.settings.api_key is not None:
             # Settings built in code (not by load_config) have not registered it yet.
             register_secret(self.settings.api_key.get_secret_value())

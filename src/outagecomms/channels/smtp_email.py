@@ -25,7 +25,6 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 from ..config import SmtpSettings
-from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
 from .base import Channel, CheckResult
@@ -63,11 +62,6 @@ class SmtpEmail(Channel):
     batch_size = BATCH_SIZE
 
     async def open(self) -> None:
-        if not self.settings.from_:
-            raise ConfigError(
-                f"channel '{self.name}' (smtp) has no sender address: set 'from' "
-                f"on channel '{self.name}' in channels.yaml"
-            )
         if self.settings.password is not None:
             # Settings built in code (not by load_config) have not registered it yet.
             register_secret(self.settings.password.get_secret_value())

@@ -41,7 +41,6 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from ..config import TwilioSettings, require_credentials
-from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
 from .base import (
@@ -155,11 +154,6 @@ class TwilioSms(HttpChannel):
 
     async def open(self) -> None:
         settings = self.settings
-        if not (settings.from_ or settings.messaging_service_sid):
-            raise ConfigError(
-                f"channel '{self.name}' (twilio) has no sender: set 'from' (a Twilio phone "
-                f"number) or 'messaging_service_sid' on channel '{self.name}' in channels.yaml"
-            )
         require_credentials(self.name, settings)
         for secret in (
             settings.account_sid,

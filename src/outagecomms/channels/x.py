@@ -85,12 +85,6 @@ class XPosts(Channel):
             if secret is not None:
                 # Settings built in code (not by load_config) have not registered them yet.
                 register_secret(secret.get_secret_value())
-        url = httpx.URL(self.base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            # Caught here: requests would raise its own exception type mid-send instead.
-            raise ConfigError(
-                f"channel '{self.name}' (x): base_url {self.base_url!r} is not an http(s) URL"
-            )
         values = {k: (v.get_secret_value() if v is not None else None) for k, v in secrets.items()}
         if all(values[key] for key in _OAUTH1_KEYS):
             # Preferred when both are set: OAuth 1.0a user tokens do not expire, while an
