@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import FakeWebhook
+
 from . import test_bad_input as bad
 from .conftest import Run
 
@@ -176,3 +178,64 @@ def test_a_bad_opt_in_cell_a_landline_and_semicolons_affect_only_what_they_must(
     assert any("bob@example.com" in e for e in emails), "a bad SMS cell never costs the email"
     assert "invalid sms opt-in" in sent.stdout
     assert "not a mobile number" in sent.stdout
+
+
+# --- channels.yaml that could not send what preflight passed -------------------------------
+
+TEAM_AND = (
+    "organization: {name: Acme Shop, website: https://shop.example,"
+    " status_url: https://shop.example/status}\naudience: examples/audience.csv\n"
+    "default_region: US\nchannels:\n  team: {driver: slack}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("channel", "expected"),
+    [
+        pytest.param(
+            "  sms: {driver: twilio}\n",
+            ["channels.yaml, line 6: 'channels.sms' has no sender: set 'from'"],
+            id="twilio-without-from",
+        ),
+        pytest.param(
+            "  email: {driver: sendgrid, from_name: Acme}\n",
+            ["channels.yaml, line 6: 'channels.email' has no sender address: set 'from'"],
+            id="sendgrid-without-from",
+        ),
+        pytest.param(
+            "  sms: {driver: twilio, from: '+15005550006', base_url: 'ftp://api.example'}\n",
+            ["'channels.sms.base_url' must be an http:// or https:// URL"],
+            id="base-url-not-http",
+        ),
+        pytest.param(
+            '  email: {driver: sendgrid, from: a@shop.example, from_name: "Acme\\u2028Bcc: x"}\n',
+            ["'channels.email.from_name' must be on one line"],
+            id="from-name-with-line-separator",
+        ),
+        pytest.param(
+            '  email: {driver: smtp, host: mail, from: a@shop.example, from_name: "A\\x85B"}\n',
+            ["'channels.email.from_name' must be on one line"],
+            id="from-name-with-next-line",
+        ),
+    ],
+)
+def test_a_channel_that_could_not_send_stops_preflight_before_slack_posts(
+    run: Run, shop: Path, channel: str, expected: list[str]
+) -> None:
+    with FakeWebhook() as slack:
+        (shop / "channels.yaml").write_text(TEAM_AND + channel, encoding="utf-8")
+        env = {"OUTAGECOMMS_CHANNELS__TEAM__WEBHOOK_URL": slack.url}
+        result = bad.cli(run, "send", "examples/incident-investigating.yaml", "--yes", env=env)
+        bad.refused(result, *expected)
+        assert slack.requests == [], "nothing may go out before every channel can"
+
+
+def test_a_subject_with_a_line_separator_stops_preflight(run: Run, shop: Path) -> None:
+    # Escaped in YAML: a bare U+2028 would end the line in the file itself.
+    (shop / "incident.yaml").write_text(
+        'id: mail-down\ntitle: "Mail is down\\u2028Bcc: everyone@example.com"\n',
+        encoding="utf-8",
+    )
+    result = bad.cli(run, "send", "incident.yaml", "-c", "email", *SANDBOX)
+    bad.refused(result, "the email subject", "spans several lines")
+    bad.nothing_sent(shop)
