@@ -225,3 +225,18 @@ def test_the_environment_wins_over_the_env_file(run: Run, shop: Path) -> None:
         assert sent.returncode == 0, sent.stdout + sent.stderr
         assert len(from_environment.received) == 1
         assert from_file.requests == []
+
+
+# --- Rich markup ---------------------------------------------------------------------
+
+
+def test_folder_names_that_look_like_markup_are_printed_as_written(
+    run: Run, tmp_path: Path
+) -> None:
+    made = run("init", "[/]shop [bold]")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "Created [/]shop [bold]/channels.yaml" in made.stdout
+    assert "cd [/]shop [bold] && outagecomms send" in made.stdout
+    checked = run("--config", "[/]shop [bold]/channels.yaml", "check", cwd=tmp_path)
+    assert "Traceback" not in checked.stderr
+    assert "Config [/]shop [bold]/channels.yaml: OK" in checked.stdout
