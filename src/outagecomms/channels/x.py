@@ -192,9 +192,10 @@ class XPosts(Channel):
     async def check(self) -> CheckResult:
         """``GET /2/users/me``: an authenticated read that posts nothing."""
         try:
-            response: requests.Response = await asyncio.to_thread(
-                self.client.get_me, user_auth=self._user_auth
-            )
+            async with total_deadline(self.settings.timeout):
+                response: requests.Response = await asyncio.to_thread(
+                    self.client.get_me, user_auth=self._user_auth
+                )
         except httpx.HTTPError as exc:
             return CheckResult("error", redact(f"cannot reach X: {exc}") or "network error")
         except tweepy.HTTPException as exc:
