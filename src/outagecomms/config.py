@@ -532,6 +532,11 @@ def _register_secrets(settings: DriverSettings) -> None:
             if user is not None and password is not None:
                 pair = f"{user.get_secret_value()}:{password.get_secret_value()}"
                 register_secret(base64.b64encode(pair.encode()).decode())
+    if isinstance(settings, SmtpSettings) and settings.username and settings.password:
+        # The whole AUTH PLAIN blob, as a server echoing the exchange shows it (the
+        # password inside any base64 blob is masked by redact.py in any case).
+        plain = f"\0{settings.username}\0{settings.password.get_secret_value()}"
+        register_secret(base64.b64encode(plain.encode()).decode())
     if settings.fallback is not None:
         _register_secrets(settings.fallback)
 

@@ -6,12 +6,14 @@ import base64
 import logging
 import re
 import secrets
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
 
 from outagecomms.channels.base import short
+from outagecomms.config import load_config
 from outagecomms.redact import MASK, RedactingFilter, redact, register_secret
 
 
@@ -94,3 +96,17 @@ def test_log_records_are_redacted_whole() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "sent with %s", (token,), None)
     RedactingFilter().filter(record)
     assert token not in record.getMessage()
+
+
+def test_the_whole_smtp_auth_plain_blob_of_a_loaded_config_is_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = fresh(12)
+    (tmp_path / "channels.yaml").write_text(
+        "channels:\n  email: {driver: smtp, host: mail.test, from: a@shop.example,"
+        " username: mailer}\n"
+    )
+    monkeypatch.setenv("OUTAGECOMMS_CHANNELS__EMAIL__PASSWORD", password)
+    load_config(tmp_path / "channels.yaml")
+    blob = base64.b64encode(f"\0mailer\0{password}".encode()).decode()
+    assert redact(f"AUTH PLAIN {blob}") == f"AUTH PLAIN {MASK}"
