@@ -356,6 +356,8 @@ class CampaignsSettings(BaseModel):
     timeout: float = Field(default=10.0, gt=0)
     api_key: SecretStr | None = None
 
+    _base_url_is_http = field_validator("base_url")(http_url)
+
     @property
     def effective_base_url(self) -> str:
         return (self.base_url or self.default_base_url).rstrip("/")

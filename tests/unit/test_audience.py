@@ -389,7 +389,8 @@ def test_a_million_rows_are_streamed_not_loaded(tmp_path: Path) -> None:
     size = path.stat().st_size
     assert size > 60_000_000
 
-    started = time.perf_counter()
+    # CPU time, not wall time: the bound is about this code, not a busy shared machine.
+    started = time.process_time()
     counts: Counter[str] = Counter()
     last = None
     for item in CsvAudience(path):
@@ -397,7 +398,7 @@ def test_a_million_rows_are_streamed_not_loaded(tmp_path: Path) -> None:
         last = item
     assert counts == {"Recipient": 999_000, "CsvRecipient": 1_000}
     assert isinstance(last, CsvRecipient) and last.unreadable == {"sms_opt_in"}
-    assert time.perf_counter() - started < 30
+    assert time.process_time() - started < 30
 
     # Memory, over the first 50,000 rows (tracing every allocation makes Python ~6x slower):
     # reading the file whole, or keeping the rows, would show up at once as megabytes.
