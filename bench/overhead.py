@@ -6,7 +6,7 @@ SendGrid payload and its parsing) and the ledger.
 The HTTP channels build their client through ``outagecomms.channels.base.make_http_client``;
 here (in this process only) it returns the product's ``ApiClient`` on an
 ``InstantTransport``: the product's ``ApiTransport`` with the network replaced, at the
-same seam in both of its paths (``post``, which the Twilio adapter uses, and
+same seam in both of its paths (``exchange``, which the Twilio adapter uses, and
 ``handle_async_request``, through which httpx sends SendGrid's requests). It answers
 like the provider: 201 with a Twilio message JSON (a fresh ``SM...`` sid each time), or
 202 with an ``X-Message-Id`` for SendGrid. The run is the CLI's: ``preflight``, then
@@ -123,7 +123,7 @@ def instant_transport_class(providers: InstantProviders) -> type[httpx.AsyncBase
     json_headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
 
     class InstantTransport(ApiTransport):
-        async def post(self, endpoint: Endpoint, body: bytes) -> Answer:
+        async def exchange(self, endpoint: Endpoint, body: bytes) -> Answer:
             if not endpoint.url.path.endswith("/Messages.json"):
                 raise RuntimeError(f"no instant answer for {endpoint.url}")
             return Answer(201, json_headers, providers.twilio_created())
@@ -145,6 +145,7 @@ def instant_transport(providers: InstantProviders) -> Iterator[None]:
     def make_http_client(*, timeout: float, connections: int, **options: Any) -> httpx.AsyncClient:
         headers = {"User-Agent": "outagecomms", **options.pop("headers", {})}
         return base.ApiClient(
+            deadline=timeout,
             transport=transport(),
             timeout=httpx.Timeout(timeout),
             headers=headers,

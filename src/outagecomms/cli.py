@@ -29,6 +29,8 @@ from .errors import OutageCommsError
 from .redact import RedactingFilter, redact
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .announcer import Announcer, Plan
     from .models import Incident
     from .result import Result
@@ -147,7 +149,7 @@ def init(
         (scaffold / "examples", directory / "examples"),
     ):
         if target.exists():
-            err.print(f"[yellow]Kept[/] {target} (it already exists)")
+            err.print(f"[yellow]Kept[/] {escape(str(target))} (it already exists)")
             continue
         if source.is_dir():
             shutil.copytree(source, target)
@@ -155,8 +157,8 @@ def init(
             shutil.copyfile(source, target)
         created.append(str(target))
     for path in created:
-        out.print(f"Created {path}")
-    where = "" if directory == Path(".") else f"cd {directory} && "
+        out.print(f"Created {escape(path)}")
+    where = "" if directory == Path(".") else f"cd {escape(str(directory))} && "
     out.print(
         "\nNext: try it in the sandbox (nothing real is sent):\n"
         f"  {where}outagecomms send examples/incident-investigating.yaml --sandbox --yes"
@@ -181,16 +183,18 @@ def check() -> None:
         settings = announcer.config.channels[name]
         driver = settings.driver + (f" → {settings.fallback.driver}" if settings.fallback else "")
         table.add_row(
-            name,
+            escape(name),
             driver,
             f"[{styles[outcome.status]}]{outcome.status}[/]",
             escape(redact(outcome.detail)),
         )
-    out.print(f"Config {announcer.config.path}: OK\nTemplates: OK")
+    out.print(f"Config {escape(str(announcer.config.path))}: OK\nTemplates: OK")
     out.print(table)
     bad = [n for n, r in results.items() if r.status in ("refused", "error")]
     if bad:
-        out.print(f"[red]Not accepted:[/] {', '.join(bad)}. Fix the credentials named above.")
+        out.print(
+            f"[red]Not accepted:[/] {escape(', '.join(bad))}. Fix the credentials named above."
+        )
         raise typer.Exit(1)
 
 
@@ -255,7 +259,7 @@ def _show_plan(plan: Plan) -> None:
     for name, p in plan.channels.items():
         message = p.sample
         reach = "broadcast" if p.kind not in ("sms", "email") else f"{p.recipients} recipients"
-        out.rule(f"[bold]{name}[/] ({p.settings.driver}, {p.kind}) — {reach}", align="left")
+        out.rule(f"[bold]{escape(name)}[/] ({p.settings.driver}, {p.kind}) — {reach}", align="left")
         if message is None:
             out.print("[yellow]Nobody to send to on this channel.[/]")
         elif p.kind == "sms":
@@ -357,7 +361,7 @@ def _run_with_progress(start: Callable[[Any, Any], Any], plan: Plan) -> Result:
         transient=False,
     )
     tasks = {
-        name: progress.add_task(name, total=max(p.recipients, 1))
+        name: progress.add_task(escape(name), total=max(p.recipients, 1))
         for name, p in plan.channels.items()
     }
 
@@ -381,19 +385,24 @@ def _run_with_progress(start: Callable[[Any, Any], Any], plan: Plan) -> Result:
         result: Result = await start(on_progress, control)
         return result
 
+    with _signal_handlers_kept(), progress:
+        return asyncio.run(run())
+
+
+@contextmanager
+def _signal_handlers_kept() -> Iterator[None]:
+    """Closing an asyncio loop resets SIGTERM to the default (killed, exit -15): put ours back."""
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with progress:
-            return asyncio.run(run())
+        yield
     finally:
-        # Closing the loop resets SIGTERM to the default (killed, exit -15): put ours back.
         for sig, handler in handlers.items():
             if handler is not None:
                 signal.signal(sig, handler)
 
 
 def _show_result(result: Result, announcer: Announcer) -> None:
-    table = Table(title=f"Announcement {result.announcement}", title_justify="left")
+    table = Table(title=f"Announcement {escape(result.announcement)}", title_justify="left")
     for column in (
         "Channel",
         "Carried by",
@@ -409,8 +418,8 @@ def _show_result(result: Result, announcer: Announcer) -> None:
         carriers = ", ".join(f"{d} {n}" for d, n in c.providers.items()) or c.driver
         counts = c.counts
         table.add_row(
-            name,
-            carriers,
+            escape(name),
+            escape(carriers),
             str(c.sent_now),
             str(counts["sent"] + counts["delivered"] - c.sent_now),
             _styled(counts["failed"], "red"),
@@ -425,16 +434,21 @@ def _show_result(result: Result, announcer: Announcer) -> None:
             primary = announcer.config.channels[name].driver
             fallback = announcer.config.channels[name].fallback
             out.print(
-                f"[yellow]{name}: {primary} was unavailable ({escape(c.fallback_reason)}); "
+                f"[yellow]{escape(name)}: {primary} was unavailable "
+                f"({escape(c.fallback_reason)}); "
                 f"the fallback {fallback.driver if fallback else '?'} carried the mail.[/]"
             )
         if c.stopped and c.stopped != "interrupted":
-            out.print(f"[red]{name}: {escape(c.stopped)}[/]")
+            out.print(f"[red]{escape(name)}: {escape(c.stopped)}[/]")
         if c.busy_elsewhere:
-            out.print(f"[yellow]{name}: {c.busy_elsewhere} being sent by another run right now.[/]")
+            out.print(
+                f"[yellow]{escape(name)}: {c.busy_elsewhere} being sent by another run "
+                "right now.[/]"
+            )
         if c.unknown_kept:
             out.print(
-                f"[yellow]{name}: {c.unknown_kept} with an unknown outcome were not resent; "
+                f"[yellow]{escape(name)}: {c.unknown_kept} with an unknown outcome were not "
+                "resent; "
                 "check them, then use --retry-unknown to resend.[/]"
             )
     if result.recovered_unknown:
@@ -444,7 +458,7 @@ def _show_result(result: Result, announcer: Announcer) -> None:
         )
     for failure in result.failures[:10]:
         out.print(
-            f"[red]{failure.state}[/] {failure.channel} {escape(failure.recipient)}: "
+            f"[red]{failure.state}[/] {escape(failure.channel)} {escape(failure.recipient)}: "
             f"{escape(failure.error or '')}"
         )
     if len(result.failures) > 10:
@@ -469,7 +483,7 @@ def _styled(count: int, style: str) -> str:
     return f"[{style}]{count}[/]" if count else "0"
 
 
-# --- ledger and report ----------------------------------------------------------
+# --- ledger ----------------------------------------------------------
 
 
 @app.command()
@@ -534,56 +548,73 @@ def ledger(
         out.print(table)
 
 
+# --- serve ----------------------------------------------------------------------
+
+
 @app.command()
-def report(
-    incident_id: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident's id.")],
+def serve(
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="HOST:PORT",
+            help="Address to listen on (default: serve.listen in channels.yaml, else "
+            "127.0.0.1:8080).",
+        ),
+    ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option("--sandbox", help="Show the announcements of 'send --sandbox' instead."),
+    ] = False,
 ) -> None:
-    """Per-channel counts and timings for every announcement of an incident."""
+    """Serve the status page, its Atom feed, the status JSON and banner.js; Ctrl-C stops it."""
+    from .config import load_config, parse_listen
+    from .errors import ConfigError
+
     with _errors():
-        announcer = _announcer()
-        book = announcer.view_store()
-        if book is None:
-            err.print(
-                f"[bold red]Error:[/] nothing recorded yet ({escape(announcer.config.ledger)}"
-                " does not exist)",
-                soft_wrap=True,
+        config = load_config(state.config)
+        try:
+            host, port = parse_listen(listen or config.serve.listen)
+        except ValueError as exc:
+            raise ConfigError(f"--listen {exc}") from None
+        from .serve import create_app
+
+        application = create_app(config, sandbox=sandbox)
+
+        def ready(url: str) -> None:
+            which = "sandbox announcements" if sandbox else "live announcements"
+            out.print(
+                f"Status page of {escape(config.organization.name)} ({which}) on {url}/ "
+                "— Ctrl-C to stop."
             )
-            raise typer.Exit(2)
-        with book:
-            lines = book.report(incident_id)
-    if not lines:
-        err.print(
-            f"[bold red]Error:[/] no deliveries recorded for incident '{escape(incident_id)}'",
-            soft_wrap=True,
-        )
-        raise typer.Exit(2)
-    table = Table(title=f"Incident {incident_id}", title_justify="left")
-    for column in (
-        "Announcement",
-        "Channel",
-        "Total",
-        "Sent",
-        "Failed",
-        "Unknown",
-        "Pending",
-        "Carried by",
-        "First",
-        "Last",
-        "Took",
-    ):
-        table.add_column(column)
-    for line in lines:
-        table.add_row(
-            escape(line.announcement + (" (sandbox)" if line.sandbox else "")),
-            line.channel,
-            str(line.total),
-            str(line.counts.get("sent", 0) + line.counts.get("delivered", 0)),
-            _styled(line.counts.get("failed", 0), "red"),
-            _styled(line.counts.get("unknown", 0), "yellow"),
-            _styled(line.counts.get("pending", 0) + line.counts.get("sending", 0), "yellow"),
-            ", ".join(line.providers) or "-",
-            line.first[11:19],
-            line.last[11:19],
-            f"{line.seconds:.1f}s",
-        )
-    out.print(table)
+            if config.serve.public_url is None:
+                out.print(
+                    "[dim]serve.public_url is not set: links use the address each request "
+                    "came to. Set it when customers reach this server through a proxy.[/]"
+                )
+
+        _run_server(application, host, port, ready)
+    out.print("Stopped.")
+
+
+def _run_server(
+    application: web.Application, host: str, port: int, ready: Callable[[str], None]
+) -> None:
+    """Run the server until SIGINT or SIGTERM, then stop it gracefully (exit 0)."""
+    import asyncio
+
+    from .serve.server import serve as run_server
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_server(application, host, port, stop=stop, ready=ready)
+
+    with _signal_handlers_kept():
+        asyncio.run(run())
+
+
+# Commands kept in their own modules register themselves on ``app`` when imported.
+from . import cli_campaigns, cli_report  # noqa: E402, F401  (import for the side effect)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 from collections.abc import Awaitable, Callable
 
@@ -11,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from outagecomms.channels.base import make_http_client, retry_after
+from outagecomms.channels.http import Endpoint
 from outagecomms.models import Outcome
 from outagecomms.run.retry import Breaker, network_failure
 from tests.fakes import closed_port
@@ -42,23 +44,38 @@ async def _dropping_server() -> tuple[web.AppRunner, int]:
     return await _serve(drop)
 
 
-async def _failure(url: str, timeout: float = 2.0) -> BaseException:
+async def _post(http: httpx.AsyncClient, url: str, path: str) -> None:
+    """One POST the way a channel makes it: through httpx (most channels) or straight
+    through aiohttp (``Endpoint``, the SMS hot path). Both must fail alike."""
+    if path == "httpx":
+        await http.post(url, json={})
+    else:
+        await Endpoint(http, url, {}).post(b"{}")
+
+
+#: The network tests run on both request paths.
+both_paths = pytest.mark.parametrize("path", ["httpx", "direct"])
+
+
+async def _failure(url: str, path: str, timeout: float = 2.0) -> BaseException:
     async with make_http_client(timeout=timeout, connections=2) as http:
         with pytest.raises(httpx.TransportError) as caught:
-            await http.post(url, json={})
+            await _post(http, url, path)
     return caught.value
 
 
-async def test_a_refused_connection_is_retried() -> None:
-    outcome = network_failure(await _failure(f"http://127.0.0.1:{closed_port()}/"))
+@both_paths
+async def test_a_refused_connection_is_retried(path: str) -> None:
+    outcome = network_failure(await _failure(f"http://127.0.0.1:{closed_port()}/", path))
     assert (outcome.state, outcome.retryable, outcome.code) == ("failed", True, "connect")
 
 
-async def test_a_connection_dropped_after_the_request_is_unknown_not_retried() -> None:
+@both_paths
+async def test_a_connection_dropped_after_the_request_is_unknown_not_retried(path: str) -> None:
     # The aiohttp transport reports this as httpx.ConnectTimeout: the cause decides.
     runner, port = await _dropping_server()
     try:
-        exc = await _failure(f"http://127.0.0.1:{port}/")
+        exc = await _failure(f"http://127.0.0.1:{port}/", path)
     finally:
         await runner.cleanup()
     assert isinstance(exc, httpx.ConnectTimeout)
@@ -66,17 +83,53 @@ async def test_a_connection_dropped_after_the_request_is_unknown_not_retried() -
     assert outcome.state == "unknown" and not outcome.retryable
 
 
-async def test_a_read_timeout_is_unknown() -> None:
-    async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(2)
-        return web.Response()
+async def _slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(2)
+    return web.Response()
 
-    runner, port = await _serve(slow)
+
+@both_paths
+async def test_a_read_timeout_is_unknown(path: str) -> None:
+    runner, port = await _serve(_slow)
     try:
-        exc = await _failure(f"http://127.0.0.1:{port}/", timeout=0.2)
+        exc = await _failure(f"http://127.0.0.1:{port}/", path, timeout=0.2)
     finally:
         await runner.cleanup()
     assert network_failure(exc).state == "unknown"
+
+
+@both_paths
+async def test_a_request_still_waiting_for_a_connection_at_its_deadline_was_never_sent(
+    path: str,
+) -> None:
+    # The only connection is held by a streamed request (no total deadline) when the
+    # deadline passes: not a byte was written, so it may go again (or to a fallback).
+    arrived = asyncio.Event()
+
+    async def hold(request: web.Request) -> web.Response:
+        arrived.set()
+        return await _slow(request)
+
+    runner, port = await _serve(hold)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        async with make_http_client(timeout=0.3, connections=1) as http:
+
+            async def holder() -> None:
+                async with http.stream("POST", url, json={}, timeout=5) as response:
+                    await response.aread()
+
+            holding = asyncio.create_task(holder())
+            await arrived.wait()
+            with pytest.raises(httpx.TransportError) as caught:
+                await _post(http, url, path)
+            holding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await holding
+    finally:
+        await runner.cleanup()
+    outcome = network_failure(caught.value)
+    assert (outcome.state, outcome.retryable, outcome.code) == ("failed", True, "connect")
 
 
 def test_a_base_url_that_is_not_http_stops_the_channel() -> None:

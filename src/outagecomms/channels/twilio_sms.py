@@ -31,7 +31,6 @@ connection is retried, a request that may have arrived becomes ``unknown``).
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -46,10 +45,17 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from ..config import TwilioSettings, require_credentials
-from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
-from .base import CheckResult, HttpChannel, is_transient_status, retry_after, short
+from .base import (
+    CheckResult,
+    HttpChannel,
+    is_transient_status,
+    json_object,
+    retry_after,
+    short,
+    unreadable_answer,
+)
 from .http import Endpoint
 
 log = logging.getLogger(__name__)
@@ -67,6 +73,13 @@ _DEAD_ACCOUNT = frozenset({"suspended", "closed"})
 
 # The SDK's own prefix on legacy error messages ("Unable to create record: ...").
 _SDK_PREFIX = re.compile(r"^Unable to \w+ record: ")
+
+
+class UnreadableAnswer(TwilioException):
+    """A 2xx answer to ``check`` that is not a JSON object (sending reads its answers itself)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status} with an unreadable body")
 
 
 class HttpxTwilioClient(AsyncHttpClient):
@@ -109,6 +122,9 @@ class HttpxTwilioClient(AsyncHttpClient):
         # httpx.Headers rescans every header per key when the SDK copies it with dict();
         # one pass into a plain dict (keys lower-cased) avoids that.
         headers = dict(response.headers.items())
+        if response.is_success and json_object(response.content) is None:
+            # The SDK would fail on it with an AttributeError: say what it is instead.
+            raise UnreadableAnswer(response.status_code)
         return Response(response.status_code, _text(response.content), headers)
 
 
@@ -180,11 +196,6 @@ class TwilioSms(HttpChannel):
 
     async def open(self) -> None:
         settings = self.settings
-        if not (settings.from_ or settings.messaging_service_sid):
-            raise ConfigError(
-                f"channel '{self.name}' (twilio) has no sender: set 'from' (a Twilio phone "
-                f"number) or 'messaging_service_sid' on channel '{self.name}' in channels.yaml"
-            )
         require_credentials(self.name, settings)
         for secret in (
             settings.account_sid,
@@ -248,19 +259,14 @@ class TwilioSms(HttpChannel):
             response = Response(status, _text(answer.content), dict(answer.headers.items()))
             exc = Version.exception("POST", shared.uri, response, "Unable to create record")
             return _failure(exc, answer.headers)
-        try:
-            # As the SDK: an empty body is an empty record.
-            created = json.loads(_text(answer.content) or "{}")
-        except json.JSONDecodeError:
-            created = None
-        if not isinstance(created, dict):
+        created = json_object(answer.content)
+        if created is None:
             # Twilio took the message (2xx) but its answer cannot be read.
-            return Outcome(
-                state="unknown",
-                code="bad-answer",
-                error="Twilio accepted the message but its answer could not be read",
-            )
-        return Outcome.sent(created.get("sid"))
+            return unreadable_answer("Twilio", status, _text(answer.content))
+        sid = created.get("sid")
+        if not sid or not isinstance(sid, str):
+            return unreadable_answer("Twilio", status, "an answer without a message SID")
+        return Outcome.sent(sid)
 
     # --- check ---------------------------------------------------------------
 
