@@ -14,8 +14,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -110,18 +110,19 @@ class Incident(BaseModel):
         # "Resolved" and "MAJOR" mean what they say; the enum names are lower case.
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("eta")
-    @classmethod
-    def _eta_after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
-        started = info.data.get("started_at")
-        if value is not None and started is not None and value < started:
+    @model_validator(mode="after")
+    def _eta_after_start(self) -> Incident:
+        # Only against a start that was written down: with the default (now), an eta in the
+        # past is an old incident being replayed, not a typo.
+        written = "started_at" in self.model_fields_set
+        if written and self.eta is not None and self.eta < self.started_at:
             raise PydanticCustomError(
                 "eta_before_start",
-                "({eta}) is before started_at ({start}): a fix cannot be expected before the "
-                "outage began; check the date and the time zone",
-                {"eta": _iso(value), "start": _iso(started)},
+                "'eta' ({eta}) is before 'started_at' ({start}): a fix cannot be expected "
+                "before the outage began; check the date and the time zone",
+                {"eta": _iso(self.eta), "start": _iso(self.started_at)},
             )
-        return value
+        return self
 
     @field_validator("title", "summary")
     @classmethod
@@ -143,6 +144,8 @@ class Incident(BaseModel):
         except ValidationError as exc:
             message = doc.describe(exc)
             first = exc.errors()[0]
+            if first["type"] == "eta_before_start":
+                message = f"{doc.where(('eta',))}: {first['msg']}"
             if first["type"] == "extra_forbidden":
                 hint = difflib.get_close_matches(str(first["loc"][-1]), cls.model_fields, n=1)
                 message += f"; did you mean '{hint[0]}'?" if hint else ""

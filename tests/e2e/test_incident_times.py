@@ -46,7 +46,7 @@ def incident(shop: Path, lines: str) -> str:
         ("started_at: 2026-11-22\n", "'started_at' is not a date and time"),
         (
             "started_at: 2026-11-22T09:40:00Z\neta: 2026-11-22 08:00\n",
-            "'eta' (2026-11-22T08:00:00Z) is before started_at (2026-11-22T09:40:00Z)",
+            "line 5: 'eta' (2026-11-22T08:00:00Z) is before 'started_at' (2026-11-22T09:40:00Z)",
         ),
     ],
     ids=["yaml-sexagesimal", "bare-time", "epoch", "start-bare-time", "date-only", "eta-first"],
