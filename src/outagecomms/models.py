@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -152,6 +152,22 @@ class Incident(BaseModel):
             raise IncidentError(message + "; see the incident format in the README") from None
 
 
+_TITLES = frozenset({"mr", "mrs", "ms", "mx", "miss", "dr", "prof", "sir", "dame"})
+
+
+def first_name_of(name: str | None) -> str | None:
+    """The first name in a full name, for a greeting: "Ada Lovelace" -> "Ada",
+    "Lovelace, Ada" -> "Ada", "Dr. Ada Lovelace" -> "Ada"; None when there is no word
+    to greet (empty, only a title, or no letters, as in "12345" or "(none)")."""
+    if not name:
+        return None
+    text = name.split(",", 1)[1] if name.count(",") == 1 else name
+    words = [w for w in text.split() if w.rstrip(".").lower() not in _TITLES]
+    if not words or not any(ch.isalpha() for ch in words[0]):
+        return None
+    return words[0].strip("()\"'") or None
+
+
 _TRUE = frozenset({"true", "yes", "y", "1"})
 _FALSE = frozenset({"false", "no", "n", "0"})
 
@@ -188,6 +204,9 @@ class Recipient:
     locale: str | None = None
     sms_opt_in: bool | None = None
     email_opt_in: bool | None = None
+    #: The name to greet someone by (``Hi {{ recipient.first_name or "there" }}``), from
+    #: ``name``; None when it has none (see ``first_name_of``).
+    first_name: str | None = field(default=None, init=False, compare=False)
 
     def __post_init__(self) -> None:
         for attr in ("sms_opt_in", "email_opt_in"):
@@ -197,6 +216,7 @@ class Recipient:
             if value is not None:
                 value = str(value).strip()
                 object.__setattr__(self, attr, value or None)
+        object.__setattr__(self, "first_name", first_name_of(self.name))
 
     @property
     def wants_sms(self) -> bool:

@@ -192,7 +192,11 @@ def _recipient_fields(ast: jinja2.nodes.Template) -> tuple[str, ...] | None:
 class Renderer:
     """Renders one incident for every channel of one configuration."""
 
-    def __init__(self, config: Config, incident: Incident) -> None:
+    def __init__(
+        self, config: Config, incident: Incident, channels: list[str] | None = None
+    ) -> None:
+        """``channels``: the channels this run uses (default: every configured one), which
+        templates see as ``announced_on`` (the team message names them)."""
         self.config = config
         self.incident = incident
         self._roots: dict[str, Path] = {}
@@ -223,6 +227,14 @@ class Renderer:
             "incident": incident,
             "organization": org,
             "vars": types.MappingProxyType(dict(incident.vars)),
+            "announced_on": [
+                {
+                    "name": name,
+                    "kind": config.channels[name].kind,
+                    "driver": config.channels[name].driver,
+                }
+                for name in (config.channels if channels is None else channels)
+            ],
         }
 
     # --- templates -------------------------------------------------------------

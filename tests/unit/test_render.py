@@ -39,7 +39,7 @@ def test_defaults_render_every_kind(tmp_path: Path) -> None:
     )
     email = renderer.render_parts("email", "email", ada)
     assert email["subject"] == "[Investigating] Mail is down"
-    assert email["txt"].startswith("Hi Ada,") and "<p>Hi Ada,</p>" in email["html"]
+    assert email["txt"].startswith("Hi Ada,") and ">Hi Ada,</p>" in email["html"]
     assert "Mail is down" in renderer.render_parts("team", "team")["txt"]
 
 
