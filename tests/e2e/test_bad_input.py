@@ -299,7 +299,7 @@ def long_incident(shop: Path) -> str:
 def test_sms_over_max_segments(run: Run, shop: Path) -> None:
     refused(
         cli(run, "send", long_incident(shop), *SANDBOX),
-        "channel 'sms': the SMS for +12015550123 is 3 segments (",
+        "channel 'sms': the SMS for +12015550123 is 4 segments (",
         "GSM-7), over max_segments 2; shorten the sms template (templates/sms.txt.j2) "
         "or the incident summary, or raise max_segments",
     )
