@@ -26,6 +26,7 @@ from .models import PER_RECIPIENT_KINDS, Incident, Kind
 from .redact import redact
 from .render import Renderer
 from .result import ChannelResult, Failure, Result
+from .run.changes import refuse_changed_content
 from .run.control import RunControl
 from .run.delivery import ChannelRun, ProgressCallback
 from .run.planning import Planner, announcement_record
@@ -38,6 +39,7 @@ from .run.preflight import (
     preflight,
     select_channels,
 )
+from .run.republish import republish_banners
 from .store import Store, open_store, view_store
 
 __all__ = ["Announcer", "ChannelPlan", "Plan", "ProgressCallback", "RunControl"]
@@ -79,6 +81,14 @@ class Announcer:
         """The store opened for reading (``ledger``, ``report``); None when nothing was
         recorded yet. Expired leases are recovered when the store can be written."""
         return view_store(self.config.ledger, base_dir=self.config.root)
+
+    def refuse_changed_content(
+        self, incident: Incident, *, sandbox: bool = False, source: Path | None = None
+    ) -> None:
+        """Raise ``IncidentError`` when the incident's content differs from what was
+        recorded under its announcement key (DESIGN §18); ``send`` checks this too."""
+        with self.open_store(sandbox=sandbox) as store:
+            refuse_changed_content(store, incident, source)
 
     def preflight(
         self,
@@ -140,7 +150,7 @@ class Announcer:
     ) -> Result:
         """``send`` for async code. ``control`` lets the caller stop the run gracefully."""
         plan, renderer, source = (
-            (plan, Renderer(self.config, incident), None)
+            (plan, Renderer(self.config, incident, list(plan.channels)), None)
             if plan is not None
             else preflight(
                 self.config, incident, channels, audience, credentials=not (dry_run or sandbox)
@@ -166,6 +176,7 @@ class Announcer:
             return result
         control = control or RunControl()
         with self.open_store(sandbox=sandbox) as store:
+            refuse_changed_content(store, incident)
             result.recovered_unknown = store.recovered
             store.record_announcement(announcement_record(incident, sandbox=sandbox))
             runs = [
@@ -184,6 +195,10 @@ class Announcer:
                 for name, channel_plan in plan.channels.items()
             ]
             await asyncio.gather(*(run.run() for run in runs))
+            if not control.stopping.is_set():
+                await republish_banners(
+                    self.config, plan.channels, results, renderer, store, sandbox=sandbox
+                )
             for name, channel_result in results.items():
                 channel_result.counts = store.counts(incident.key, name)
                 channel_result.counts["skipped"] += sum(channel_result.skipped_reasons.values())

@@ -129,7 +129,7 @@ def preflight(
     if credentials:
         for name in names:
             require_credentials(name, config.channels[name])
-    renderer = Renderer(config, incident)
+    renderer = Renderer(config, incident, names)
     people = [p for p in plans.values() if p.kind in PER_RECIPIENT_KINDS]
     source = open_audience(config, audience) if people else None
     if source is not None:
