@@ -31,7 +31,7 @@ from .redact import RedactingFilter, redact
 if TYPE_CHECKING:
     from .announcer import Announcer, Plan
     from .models import Incident
-    from .result import Result
+    from .result import ChannelResult, Result
     from .store import Row
     from .views import RowFilter
 
@@ -270,8 +270,22 @@ def init(
     where = "" if directory == Path(".") else f"cd {directory} && "
     out.print(
         "\nNext: try it in the sandbox (nothing real is sent):\n"
-        f"  {where}outagecomms send examples/incident-investigating.yaml --sandbox --yes"
+        f"  {where}{_this_command()} send examples/incident-investigating.yaml --sandbox --yes"
     )
+
+
+def _this_command() -> str:
+    """How to run this very outagecomms again from any folder: ``outagecomms`` when that
+    is what the shell finds, else its full path (a venv that is not activated), else
+    ``python -m outagecomms`` with this interpreter."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "outagecomms":
+        mine = argv0.resolve()
+        found = shutil.which("outagecomms")
+        if found and Path(found).resolve() == mine:
+            return "outagecomms"
+        return str(argv0.absolute())
+    return f"{sys.executable} -m outagecomms"
 
 
 # --- check ----------------------------------------------------------------------
@@ -491,13 +505,16 @@ def send(
             incident, channel, audience=audience, credentials=not (dry_run or sandbox)
         )
         if not dry_run:
-            announcer.open_store(sandbox=sandbox).close()  # a ledger that cannot open: exit 2 now
+            # A ledger that cannot open, or an edited incident under a key already sent:
+            # exit 2 now, before anything is shown as going out.
+            announcer.refuse_changed_content(incident, sandbox=sandbox, source=incident_file)
+            left = _messages_left(announcer, plan, sandbox=sandbox)
     _show_plan(plan)
     if dry_run:
         out.print("\n[bold]Dry run:[/] nothing was sent or recorded.")
         return
     where = "the sandbox outbox" if sandbox else "customers"
-    asked = not yes and sys.stdin.isatty()
+    asked = not yes and sys.stdin.isatty() and left > 0
     if asked and not typer.confirm(f"\nSend this announcement to {where}?", default=False):
         out.print("Nothing sent.")
         raise typer.Exit(0)
@@ -519,11 +536,49 @@ def send(
     raise typer.Exit(result.exit_code)
 
 
+def _messages_left(announcer: Announcer, plan: Plan, *, sandbox: bool) -> int:
+    """About how many messages a send would still deliver (0: nothing to confirm).
+
+    Counts the planned messages not yet delivered; an interrupted earlier run's
+    unplanned rest counts too, as planned minus recorded."""
+    from .store import DONE_STATES
+
+    key = plan.incident.key
+    left = 0
+    with announcer.open_store(sandbox=sandbox) as store:
+        for name, p in plan.channels.items():
+            counts = store.counts(key, name)
+            recorded = sum(counts.values())
+            done = sum(counts[state] for state in DONE_STATES if state in counts)
+            left += (recorded - done) + max(0, max(p.recipients, 1) - recorded)
+    return left
+
+
+def _RateColumn() -> Any:
+    """A progress column: messages per second (``1,234/s``), blank until known."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:,.0f}/s", style="cyan")
+
+    return RateColumn()
+
+
 def _run_with_progress(start: Callable[[Any, Any], Any], plan: Plan) -> Result:
     """Run a send with one progress bar per channel; SIGINT/SIGTERM stop it gracefully."""
     import asyncio  # here, not at the top: it costs ~40 ms of every `outagecomms --help`
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from .announcer import RunControl
 
@@ -531,7 +586,10 @@ def _run_with_progress(start: Callable[[Any, Any], Any], plan: Plan) -> Result:
         TextColumn("{task.description:<12}"),
         BarColumn(),
         MofNCompleteColumn(),
+        _RateColumn(),
         TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
         console=err,
         transient=False,
     )
@@ -594,12 +652,20 @@ def _show_result(result: Result, announcer: Announcer) -> None:
             str(counts["sent"] + counts["delivered"] - c.sent_now),
             _styled(counts["failed"], "red"),
             _styled(counts["unknown"], "yellow"),
-            _styled(counts["pending"] + counts["sending"], "yellow"),
+            _styled(counts["pending"] + counts["sending"] + _never_planned(c), "yellow"),
             str(counts["skipped"]),
         )
     out.print()
     out.print(table)
     for name, c in result.channels.items():
+        unplanned = _never_planned(c)
+        if unplanned:
+            out.print(
+                f"[yellow]{name}: {unplanned:,} not reached yet when the run stopped (counted "
+                "under Pending); run the same command again to send them.[/]"
+            )
+        if c.republished:
+            out.print(f"{name}: republished with the current state (a banner shows what is now).")
         if c.fallback_reason:
             primary = announcer.config.channels[name].driver
             fallback = announcer.config.channels[name].fallback
@@ -642,6 +708,12 @@ def _show_result(result: Result, announcer: Announcer) -> None:
             "[red]Some messages were not delivered.[/] See above; run the same command again "
             "to retry what failed or is pending."
         )
+
+
+def _never_planned(c: ChannelResult) -> int:
+    """Messages of the plan that a stopped run never recorded (not even ``pending``)."""
+    recorded = sum(c.counts.values()) - sum(c.skipped_reasons.values())
+    return max(0, c.planned - recorded)
 
 
 def _styled(count: int, style: str) -> str:

@@ -38,6 +38,7 @@ from .config import Config, DriverSettings, TwilioSettings, XSettings
 from .errors import LimitError, TemplateError
 from .limits import TWILIO_MAX_BODY, X_MAX_WEIGHTED_LENGTH, sms_length, x_weighted_length
 from .models import Incident, Kind, Message, Recipient
+from .template_errors import explain_undefined
 
 PACKAGED_TEMPLATES = Path(__file__).parent / "templates"
 PARTS: dict[str, tuple[str, ...]] = {
@@ -360,11 +361,9 @@ class Renderer:
         try:
             return entry.template.render(context)
         except jinja2.UndefinedError as exc:
-            problem = (exc.message or "").replace("'mappingproxy object'", "'vars'")
+            where = self._where(exc, entry.template).replace(", line", " line")
             raise TemplateError(
-                f"{self._where(exc, entry.template)}: {problem}; "
-                "use only incident, organization, recipient, channel and vars"
-                " (add custom values under 'vars:' in the incident)"
+                f"template {where}: {explain_undefined(exc.message or '')}"
             ) from None
         except jinja2.TemplateSyntaxError as exc:  # in a template it includes
             raise TemplateError(
@@ -385,7 +384,8 @@ class Renderer:
             ) from None
         except Exception as exc:  # a template's own mistake, e.g. {{ vars.count + 1 }}
             raise TemplateError(
-                f"{self._where(exc, entry.template)}: {type(exc).__name__}: {exc}; fix the template"
+                f"{self._where(exc, entry.template)}: cannot work this out ({exc}); "
+                "fix the template"
             ) from None
 
     def message(
