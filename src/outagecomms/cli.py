@@ -866,13 +866,17 @@ def _ledger_table(
     out.print(table)
     hidden = [c.title for c in TABLE_COLUMNS if c not in columns and c.title != "Announcement"]
     if hidden:
-        out.print(f"[dim]Not shown at this width: {', '.join(hidden)} (see --format csv).[/]")
+        out.print(
+            f"[dim]Not shown at this width: {', '.join(hidden)} (see --format csv).[/]",
+            soft_wrap=False,
+        )
     if more:
         which = f" {incident_id}" if incident_id else ""
         out.print(
             f"… and {more:,} more row(s). See them with "
             f"[bold]outagecomms ledger{escape(which)} --format csv > ledger.csv[/] (or json), "
-            "or narrow the list with --channel, --state, --announcement or --limit."
+            "or narrow the list with --channel, --state, --announcement or --limit.",
+            soft_wrap=False,
         )
 
 

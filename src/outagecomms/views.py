@@ -102,11 +102,11 @@ class RowFilter:
 
 
 def local_time(stamp: str | None, zone: str) -> str:
-    """A stored UTC timestamp as a person reads it in ``zone``: ``2026-11-22 10:41:03``."""
+    """A stored UTC timestamp as a person reads it in ``zone``: ``11-22 10:41:03``."""
     if not stamp:
         return ""
     moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.strftime("%m-%d %H:%M:%S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +120,12 @@ class Column:
 
 
 TABLE_COLUMNS = (
-    Column("Announcement", 9, 14),
+    Column("Announcement", 9, 12),
     Column("Channel", 9, 7),
-    Column("Recipient", 9, 16),
+    Column("Recipient", 9, 14),
     Column("State", 9, 9),
-    Column("Updated", 6, 19),
-    Column("Error", 5, 14),
+    Column("Updated", 5, 14),
+    Column("Error", 6, 10),
     Column("Attempts", 3, 8),
     Column("Provider", 2, 10),
     Column("Provider id", 1, 14),
