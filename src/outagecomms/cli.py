@@ -437,17 +437,23 @@ def preview(
         announcer = _announcer()
         incident = _incident(incident_file)
         plan = announcer.preflight(incident, channel, audience=audience)
-    _show_plan(plan)
+    _show_plan(plan, announcer.config.organization.timezone)
 
 
-def _show_plan(plan: Plan) -> None:
-    from .limits import x_weighted_length
+def _show_plan(plan: Plan, zone: str = "UTC") -> None:
+    from .views import both_times
 
     incident = plan.incident
     out.print(
         f"[bold]{escape(incident.title)}[/] — {incident.status}, {incident.severity} "
         f"(announcement [cyan]{escape(incident.key)}[/])"
     )
+    out.print(
+        f"Started {both_times(incident.started_at, zone)}"
+        + (f"; expected fix {both_times(incident.eta, zone)}" if incident.eta else "")
+    )
+    from .limits import x_weighted_length
+
     for name, p in plan.channels.items():
         message = p.sample
         reach = "broadcast" if p.kind not in ("sms", "email") else f"{p.recipients} recipients"
@@ -511,7 +517,7 @@ def send(
             # exit 2 now, before anything is shown as going out.
             announcer.refuse_changed_content(incident, sandbox=sandbox, source=incident_file)
             left = _messages_left(announcer, plan, sandbox=sandbox)
-    _show_plan(plan)
+    _show_plan(plan, announcer.config.organization.timezone)
     if dry_run:
         out.print("\n[bold]Dry run:[/] nothing was sent or recorded.")
         return

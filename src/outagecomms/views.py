@@ -109,6 +109,18 @@ def local_time(stamp: str | None, zone: str) -> str:
     return moment.strftime("%m-%d %H:%M:%S")
 
 
+def both_times(moment: datetime, zone: str) -> str:
+    """A time in UTC and, when it differs, in ``zone``: ``2026-11-22 12:00 UTC (13:00
+    Europe/Paris)``; what preview and send show a person."""
+    utc = moment.astimezone(ZoneInfo("UTC"))
+    shown = f"{utc:%Y-%m-%d %H:%M} UTC"
+    if zone == "UTC":
+        return shown
+    local = moment.astimezone(ZoneInfo(zone))
+    day = "" if local.date() == utc.date() else f"{local:%Y-%m-%d} "
+    return f"{shown} ({day}{local:%H:%M} {zone})"
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     """One column of the ledger table; lower ``keep`` columns go first on a narrow screen."""

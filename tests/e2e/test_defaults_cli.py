@@ -13,6 +13,7 @@ import pty
 import shutil
 import subprocess
 import sys
+import time
 from email import policy
 from pathlib import Path
 
@@ -137,6 +138,7 @@ def test_ledger_in_a_zone_shows_local_times(run: Run, shop: Path) -> None:
     [row] = json.loads(ok(run("ledger", "--format", "json")))
     utc_hour = int(row["updated_at"][11:13])
     table = ok(run("ledger"))
+    assert "Started 2026-11-22 09:40 UTC (18:40 Asia/Tokyo)" in ok(run("preview", INCIDENT))
     assert "Updated (Asia/Tokyo)" in table
     assert f" {(utc_hour + 9) % 24:02d}:" in table
 
@@ -364,3 +366,30 @@ def test_init_next_hint_runs_as_written(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "every message was delivered to the sandbox outbox" in done.stdout
+
+
+def test_after_ctrl_c_the_summary_counts_what_was_never_reached(tmp_path: Path) -> None:
+    """Rows are planned in chunks as the audience is read: stopped early, most of a large
+    audience has no row yet. The summary must count them as not sent, not hide them."""
+    import signal as signals
+
+    from tests.fakes import FakeProviders
+
+    from .test_faults import finish, prepare, start_send
+
+    shutil.copytree(Path(__file__).parents[2] / "examples", tmp_path / "examples")
+    with FakeProviders() as fakes:
+        env, phones, _ = prepare(tmp_path, fakes, people=2000)
+        fakes.twilio.latency = 0.3
+        sending = start_send(tmp_path, env)
+        while len(fakes.twilio.messages) < 20 and sending.poll() is None:
+            time.sleep(0.01)
+        sending.send_signal(signals.SIGINT)
+        stdout, stderr = finish(sending, 60)
+    assert sending.returncode == 130, stdout + stderr
+    row = next(line for line in stdout.splitlines() if line.startswith("│ sms"))
+    cells = [cell.strip() for cell in row.strip("│").split("│")]
+    sent_now, pending = int(cells[2]), int(cells[6])
+    assert sent_now + pending + int(cells[4]) + int(cells[5]) == len(phones), row
+    assert pending > 1000, "the unplanned rest is counted"
+    assert "not reached yet when the run stopped" in stdout
