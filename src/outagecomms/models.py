@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -204,9 +204,6 @@ class Recipient:
     locale: str | None = None
     sms_opt_in: bool | None = None
     email_opt_in: bool | None = None
-    #: The name to greet someone by (``Hi {{ recipient.first_name or "there" }}``), from
-    #: ``name``; None when it has none (see ``first_name_of``).
-    first_name: str | None = field(default=None, init=False, compare=False)
 
     def __post_init__(self) -> None:
         for attr in ("sms_opt_in", "email_opt_in"):
@@ -216,7 +213,12 @@ class Recipient:
             if value is not None:
                 value = str(value).strip()
                 object.__setattr__(self, attr, value or None)
-        object.__setattr__(self, "first_name", first_name_of(self.name))
+
+    @property
+    def first_name(self) -> str | None:
+        """The name to greet someone by (``Hi {{ recipient.first_name or "there" }}``);
+        None when ``name`` has none. Worked out when a template asks, not for every row."""
+        return first_name_of(self.name)
 
     @property
     def wants_sms(self) -> bool:

@@ -51,7 +51,8 @@ PARTS: dict[str, tuple[str, ...]] = {
 EMAIL_SUBJECT_MAX = 200
 #: Renderings kept per channel part for recipients with the same fields (then started afresh).
 _BY_FIELDS_LIMIT = 4096
-_RECIPIENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipient))
+#: What templates read of a recipient: its fields, and the first name worked out from one.
+_RECIPIENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipient)) | {"first_name"}
 
 
 def _when(value: datetime | None, fmt: str = "%H:%M UTC") -> str:

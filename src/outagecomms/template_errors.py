@@ -19,9 +19,12 @@ from .models import Incident, Recipient
 _VARIABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "Incident": ("incident", (*Incident.model_fields, "key")),
     "Organization": ("organization", tuple(Organization.model_fields)),
-    "Recipient": ("recipient", tuple(f.name for f in dataclasses.fields(Recipient))),
+    "Recipient": ("recipient", (*(f.name for f in dataclasses.fields(Recipient)), "first_name")),
     "mappingproxy": ("vars", ()),
-    "SimpleNamespace": ("recipient", tuple(f.name for f in dataclasses.fields(Recipient))),
+    "SimpleNamespace": (
+        "recipient",
+        (*(f.name for f in dataclasses.fields(Recipient)), "first_name"),
+    ),
 }
 _NAMES = ("incident", "organization", "recipient", "channel", "vars")
 _NO_ATTRIBUTE = re.compile(r"'(?:[\w.]+\.)?(?P<kind>\w+) object' has no attribute '(?P<field>\w+)'")

@@ -87,7 +87,7 @@ def test_vars_are_available(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "text", "expected"),
     [
-        ("team.txt.j2", "hello\n{{ incident.nope }}", "team.txt.j2, line 2: "),
+        ("team.txt.j2", "hello\n{{ incident.nope }}", "team.txt.j2 line 2: incident has no field"),
         ("team.txt.j2", "{{ vars.coupon }}", "'coupon'"),
         ("team.txt.j2", "{{ recipient.name }}", "'recipient' is undefined"),
         ("team.txt.j2", "{% if %}", "team.txt.j2, line 1: template syntax error"),
