@@ -513,8 +513,8 @@ def send(
             incident, channel, audience=audience, credentials=not (dry_run or sandbox)
         )
         if not dry_run:
-            # A ledger that cannot open, or an edited incident under a key already sent:
-            # exit 2 now, before anything is shown as going out.
+            # A ledger that cannot be opened, or an edited incident under a key already
+            # sent: exit 2 before anything is shown as going out.
             announcer.refuse_changed_content(incident, sandbox=sandbox, source=incident_file)
             left = _messages_left(announcer, plan, sandbox=sandbox)
     _show_plan(plan, announcer.config.organization.timezone)
@@ -553,7 +553,7 @@ def _messages_left(announcer: Announcer, plan: Plan, *, sandbox: bool) -> int:
 
     key = plan.incident.key
     left = 0
-    with announcer.open_store(sandbox=sandbox) as store:
+    with announcer.open_store(sandbox=sandbox, recover=False) as store:
         for name, p in plan.channels.items():
             counts = store.counts(key, name)
             recorded = sum(counts.values())

@@ -19,6 +19,7 @@ from ..redact import redact
 from ..render import Renderer
 from ..result import ChannelResult
 from ..store import Store
+from .delivery import StoreThread
 from .preflight import ChannelPlan
 
 log = logging.getLogger(__name__)
@@ -30,20 +31,23 @@ async def republish_banners(
     results: dict[str, ChannelResult],
     renderer: Renderer,
     store: Store,
+    io: StoreThread,
     *,
     sandbox: bool,
 ) -> None:
     """Write every banner channel of this run again when its row was delivered by an
-    earlier run; the outcome is in ``results[name].republished`` (or ``stopped``)."""
+    earlier run; the outcome is in ``results[name].republished`` (or ``stopped``).
+    Store calls go through the run's store thread ``io``."""
     incident = renderer.incident
-    recorded = store.announcements(incident.id)
+    recorded = await io.call(store.announcements, incident.id)
     if not recorded or recorded[-1].key != incident.key:
         return
     for name, plan in plans.items():
         result = results[name]
         if plan.kind != "banner" or result.sent_now or result.stopped:
             continue
-        if store.states(incident.key, name, [BROADCAST]).get(BROADCAST) not in ("sent",):
+        states = await io.call(store.states, incident.key, name, [BROADCAST])
+        if states.get(BROADCAST) != "sent":
             continue
         settings = OutboxSettings(path=config.outbox) if sandbox else plan.settings
         message = renderer.message(name, "banner", plan.settings, address=BROADCAST)
