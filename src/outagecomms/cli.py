@@ -260,7 +260,7 @@ def init(
         (scaffold / "examples", directory / "examples"),
     ):
         if target.exists():
-            err.print(f"[yellow]Kept[/] {target} (it already exists)")
+            err.print(f"[yellow]Kept[/] {escape(str(target))} (it already exists)")
             continue
         if source.is_dir():
             shutil.copytree(source, target)
@@ -268,8 +268,8 @@ def init(
             shutil.copyfile(source, target)
         created.append(str(target))
     for path in created:
-        out.print(f"Created {path}")
-    where = "" if directory == Path(".") else f"cd {directory} && "
+        out.print(f"Created {escape(path)}")
+    where = "" if directory == Path(".") else f"cd {escape(str(directory))} && "
     out.print(
         "\nNext: try it in the sandbox (nothing real is sent):\n"
         f"  {where}{_this_command()} send examples/incident-investigating.yaml --sandbox --yes"
@@ -318,7 +318,7 @@ def check() -> None:
         driver = settings.driver + (f" → {settings.fallback.driver}" if settings.fallback else "")
         detail = "not set (see below)" if name in missing else redact(outcome.detail)
         table.add_row(
-            name, driver, f"[{styles[outcome.status]}]{outcome.status}[/]", escape(detail)
+            escape(name), driver, f"[{styles[outcome.status]}]{outcome.status}[/]", escape(detail)
         )
     out.print(table)
     if missing:
@@ -331,7 +331,7 @@ def check() -> None:
     bad = [n for n, r in results.items() if r.status in ("refused", "error")]
     if bad:
         out.print(
-            f"[red]Not accepted:[/] {', '.join(bad)}. Fix the credentials named above; "
+            f"[red]Not accepted:[/] {escape(', '.join(bad))}. Fix the credentials named above; "
             "until then 'send --channel NAME' sends through the others."
         )
     if not audience_ok:
@@ -457,7 +457,7 @@ def _show_plan(plan: Plan, zone: str = "UTC") -> None:
     for name, p in plan.channels.items():
         message = p.sample
         reach = "broadcast" if p.kind not in ("sms", "email") else f"{p.recipients} recipients"
-        out.rule(f"[bold]{name}[/] ({p.settings.driver}, {p.kind}) — {reach}", align="left")
+        out.rule(f"[bold]{escape(name)}[/] ({p.settings.driver}, {p.kind}) — {reach}", align="left")
         if message is None:
             out.print("[yellow]Nobody to send to on this channel.[/]")
         elif p.kind == "sms":
@@ -602,7 +602,7 @@ def _run_with_progress(start: Callable[[Any, Any], Any], plan: Plan) -> Result:
         transient=False,
     )
     tasks = {
-        name: progress.add_task(name, total=max(p.recipients, 1))
+        name: progress.add_task(escape(name), total=max(p.recipients, 1))
         for name, p in plan.channels.items()
     }
 
@@ -643,7 +643,7 @@ def _signal_handlers_kept() -> Iterator[None]:
 
 
 def _show_result(result: Result, announcer: Announcer) -> None:
-    table = Table(title=f"Announcement {result.announcement}", title_justify="left")
+    table = Table(title=f"Announcement {escape(result.announcement)}", title_justify="left")
     for column in (
         "Channel",
         "Carried by",
@@ -659,8 +659,8 @@ def _show_result(result: Result, announcer: Announcer) -> None:
         carriers = ", ".join(f"{d} {n}" for d, n in c.providers.items()) or c.driver
         counts = c.counts
         table.add_row(
-            name,
-            carriers,
+            escape(name),
+            escape(carriers),
             str(c.sent_now),
             str(counts["sent"] + counts["delivered"] - c.sent_now),
             _styled(counts["failed"], "red"),
@@ -683,16 +683,21 @@ def _show_result(result: Result, announcer: Announcer) -> None:
             primary = announcer.config.channels[name].driver
             fallback = announcer.config.channels[name].fallback
             out.print(
-                f"[yellow]{name}: {primary} was unavailable ({escape(c.fallback_reason)}); "
+                f"[yellow]{escape(name)}: {primary} was unavailable "
+                f"({escape(c.fallback_reason)}); "
                 f"the fallback {fallback.driver if fallback else '?'} carried the mail.[/]"
             )
         if c.stopped and c.stopped != "interrupted":
-            out.print(f"[red]{name}: {escape(c.stopped)}[/]")
+            out.print(f"[red]{escape(name)}: {escape(c.stopped)}[/]")
         if c.busy_elsewhere:
-            out.print(f"[yellow]{name}: {c.busy_elsewhere} being sent by another run right now.[/]")
+            out.print(
+                f"[yellow]{escape(name)}: {c.busy_elsewhere} being sent by another run "
+                "right now.[/]"
+            )
         if c.unknown_kept:
             out.print(
-                f"[yellow]{name}: {c.unknown_kept} with an unknown outcome were not resent; "
+                f"[yellow]{escape(name)}: {c.unknown_kept} with an unknown outcome were not "
+                "resent; "
                 "check them, then use --retry-unknown to resend.[/]"
             )
     if result.recovered_unknown:
@@ -702,7 +707,7 @@ def _show_result(result: Result, announcer: Announcer) -> None:
         )
     for failure in result.failures[:10]:
         out.print(
-            f"[red]{failure.state}[/] {failure.channel} {escape(failure.recipient)}: "
+            f"[red]{failure.state}[/] {escape(failure.channel)} {escape(failure.recipient)}: "
             f"{escape(failure.error or '')}"
         )
     if len(result.failures) > 10:
@@ -733,7 +738,7 @@ def _styled(count: int, style: str) -> str:
     return f"[{style}]{count}[/]" if count else "0"
 
 
-# --- ledger and report ----------------------------------------------------------
+# --- ledger ----------------------------------------------------------
 
 
 @app.command()
@@ -893,61 +898,6 @@ def _ledger_table(
         )
 
 
-@app.command()
-def report(
-    incident_id: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident's id.")],
-) -> None:
-    """Per-channel counts and timings for every announcement of an incident."""
-    with _errors():
-        announcer = _announcer()
-        book = announcer.view_store()
-        if book is None:
-            err.print(
-                f"[bold red]Error:[/] nothing recorded yet ({escape(announcer.config.ledger)}"
-                " does not exist)",
-                soft_wrap=True,
-            )
-            raise typer.Exit(2)
-        with book:
-            lines = book.report(incident_id)
-    if not lines:
-        err.print(
-            f"[bold red]Error:[/] no deliveries recorded for incident '{escape(incident_id)}'",
-            soft_wrap=True,
-        )
-        raise typer.Exit(2)
-    table = Table(title=f"Incident {incident_id}", title_justify="left")
-    for column in (
-        "Announcement",
-        "Channel",
-        "Total",
-        "Sent",
-        "Failed",
-        "Unknown",
-        "Pending",
-        "Carried by",
-        "First",
-        "Last",
-        "Took",
-    ):
-        table.add_column(column)
-    for line in lines:
-        table.add_row(
-            escape(line.announcement + (" (sandbox)" if line.sandbox else "")),
-            line.channel,
-            str(line.total),
-            str(line.counts.get("sent", 0) + line.counts.get("delivered", 0)),
-            _styled(line.counts.get("failed", 0), "red"),
-            _styled(line.counts.get("unknown", 0), "yellow"),
-            _styled(line.counts.get("pending", 0) + line.counts.get("sending", 0), "yellow"),
-            ", ".join(line.providers) or "-",
-            line.first[11:19],
-            line.last[11:19],
-            f"{line.seconds:.1f}s",
-        )
-    out.print(table)
-
-
 # --- serve ----------------------------------------------------------------------
 
 
@@ -1014,3 +964,7 @@ def _run_server(
 
     with _signal_handlers_kept():
         asyncio.run(run())
+
+
+# Commands kept in their own modules register themselves on ``app`` when imported.
+from . import cli_campaigns, cli_report  # noqa: E402, F401  (import for the side effect)
