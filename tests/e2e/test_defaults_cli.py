@@ -237,7 +237,7 @@ def test_check_prints_variable_names_whole_and_checks_the_audience(run: Run, sho
     assert "OUTAGECOMMS_CHANNELS__SOCIAL__CONSUMER_SECRET" in names
     assert "OUTAGECOMMS_CHANNELS__EMAIL__FALLBACK__API_KEY" in names
     assert "…" not in result.stdout
-    assert "Audience examples/audience.csv: OK (first 20 rows: 19 usable" in result.stdout
+    assert "Audience examples/audience.csv: OK (first 20 rows: 20 usable" in result.stdout
 
     (shop / "examples" / "audience.csv").unlink()
     missing = run("check")
