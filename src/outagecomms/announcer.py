@@ -27,6 +27,7 @@ from .models import PER_RECIPIENT_KINDS, Incident, Kind
 from .redact import redact
 from .render import Renderer
 from .result import ChannelResult, Failure, Result
+from .run.changes import refuse_changed_content
 from .run.control import RunControl
 from .run.delivery import ChannelRun, ProgressCallback, StoreThread
 from .run.planning import Planner, announcement_record
@@ -40,6 +41,7 @@ from .run.preflight import (
     preflight,
     select_channels,
 )
+from .run.republish import republish_banners
 from .store import Store, open_store, view_store
 
 if TYPE_CHECKING:
@@ -91,6 +93,14 @@ class Announcer:
         """The store opened for reading (``ledger``, ``report``); None when nothing was
         recorded yet. Expired leases are recovered when the store can be written."""
         return view_store(self.config.ledger, base_dir=self.config.root)
+
+    def refuse_changed_content(
+        self, incident: Incident, *, sandbox: bool = False, source: Path | None = None
+    ) -> None:
+        """Raise ``IncidentError`` when the incident's content differs from what was
+        recorded under its announcement key (DESIGN §18); ``send`` checks this too."""
+        with self.open_store(sandbox=sandbox, recover=False) as store:
+            refuse_changed_content(store, incident, source)
 
     def preflight(
         self,
@@ -152,7 +162,7 @@ class Announcer:
     ) -> Result:
         """``send`` for async code. ``control`` lets the caller stop the run gracefully."""
         plan, renderer, source = (
-            (plan, Renderer(self.config, incident), None)
+            (plan, Renderer(self.config, incident, list(plan.channels)), None)
             if plan is not None
             else preflight(
                 self.config, incident, channels, audience, credentials=not (dry_run or sandbox)
@@ -216,6 +226,7 @@ class Announcer:
         sandbox = result.sandbox
         watcher = asyncio.create_task(_shorten_waits_when_stopped(control, store))
         try:
+            await io.call(refuse_changed_content, store, incident)
             result.recovered_unknown = store.recovered
             await io.call(store.record_announcement, announcement_record(incident, sandbox=sandbox))
             runs = [
@@ -235,6 +246,16 @@ class Announcer:
                 for name, channel_plan in plan.channels.items()
             ]
             await asyncio.gather(*(run.run() for run in runs))
+            if not control.stopping.is_set():
+                await republish_banners(
+                    self.config,
+                    plan.channels,
+                    result.channels,
+                    renderer,
+                    store,
+                    io,
+                    sandbox=sandbox,
+                )
             await io.call(_read_counts, store, result)
         except StoreError:
             if not control.stopping.is_set():

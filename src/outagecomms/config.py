@@ -78,6 +78,27 @@ class Organization(BaseModel):
     name: str = "Our company"
     website: str | None = None
     status_url: str | None = None
+    #: IANA zone for the times people read (CLI output; templates through ``when``).
+    timezone: str = "UTC"
+    #: Shown at the top of the default emails instead of the name (an https image URL).
+    logo_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    #: The default emails' accent colour (header rule, button), as #rgb or #rrggbb.
+    brand_color: str | None = Field(default=None, pattern=r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+    #: Printed in every email's footer (US CAN-SPAM requires it in commercial email).
+    postal_address: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"'{value}' is not a time zone; use an IANA name such as Europe/Paris"
+            ) from None
+        return value
 
 
 class DriverSettings(BaseModel):

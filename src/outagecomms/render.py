@@ -38,6 +38,7 @@ from .config import LINE_BREAK, Config, DriverSettings, TwilioSettings, XSetting
 from .errors import LimitError, TemplateError
 from .limits import TWILIO_MAX_BODY, X_MAX_WEIGHTED_LENGTH, sms_length, x_weighted_length
 from .models import Incident, Kind, Message, Recipient
+from .template_errors import explain_undefined
 
 PACKAGED_TEMPLATES = Path(__file__).parent / "templates"
 PARTS: dict[str, tuple[str, ...]] = {
@@ -50,7 +51,8 @@ PARTS: dict[str, tuple[str, ...]] = {
 EMAIL_SUBJECT_MAX = 200
 #: Renderings kept per channel part for recipients with the same fields (then started afresh).
 _BY_FIELDS_LIMIT = 4096
-_RECIPIENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipient))
+#: What templates read of a recipient: its fields, and the first name worked out from one.
+_RECIPIENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Recipient)) | {"first_name"}
 
 
 def _when(value: datetime | None, fmt: str = "%H:%M UTC") -> str:
@@ -192,7 +194,11 @@ def _recipient_fields(ast: jinja2.nodes.Template) -> tuple[str, ...] | None:
 class Renderer:
     """Renders one incident for every channel of one configuration."""
 
-    def __init__(self, config: Config, incident: Incident) -> None:
+    def __init__(
+        self, config: Config, incident: Incident, channels: list[str] | None = None
+    ) -> None:
+        """``channels``: the channels this run uses (default: every configured one), which
+        templates see as ``announced_on`` (the team message names them)."""
         self.config = config
         self.incident = incident
         self._roots: dict[str, Path] = {}
@@ -223,6 +229,14 @@ class Renderer:
             "incident": incident,
             "organization": org,
             "vars": types.MappingProxyType(dict(incident.vars)),
+            "announced_on": [
+                {
+                    "name": name,
+                    "kind": config.channels[name].kind,
+                    "driver": config.channels[name].driver,
+                }
+                for name in (config.channels if channels is None else channels)
+            ],
         }
 
     # --- templates -------------------------------------------------------------
@@ -348,11 +362,9 @@ class Renderer:
         try:
             return entry.template.render(context)
         except jinja2.UndefinedError as exc:
-            problem = (exc.message or "").replace("'mappingproxy object'", "'vars'")
+            where = self._where(exc, entry.template).replace(", line", " line")
             raise TemplateError(
-                f"{self._where(exc, entry.template)}: {problem}; "
-                "use only incident, organization, recipient, channel and vars"
-                " (add custom values under 'vars:' in the incident)"
+                f"template {where}: {explain_undefined(exc.message or '')}"
             ) from None
         except jinja2.TemplateSyntaxError as exc:  # in a template it includes
             raise TemplateError(
@@ -373,7 +385,8 @@ class Renderer:
             ) from None
         except Exception as exc:  # a template's own mistake, e.g. {{ vars.count + 1 }}
             raise TemplateError(
-                f"{self._where(exc, entry.template)}: {type(exc).__name__}: {exc}; fix the template"
+                f"{self._where(exc, entry.template)}: cannot work this out ({exc}); "
+                "fix the template"
             ) from None
 
     def message(

@@ -49,6 +49,8 @@ class ChannelResult:
     fallback_reason: str | None = None
     #: Why the channel stopped early (bad credentials, provider failing, interrupted).
     stopped: str | None = None
+    #: A banner delivered earlier was written again with the current state.
+    republished: bool = False
     seconds: float = 0.0
 
     @property

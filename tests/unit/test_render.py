@@ -39,7 +39,7 @@ def test_defaults_render_every_kind(tmp_path: Path) -> None:
     )
     email = renderer.render_parts("email", "email", ada)
     assert email["subject"] == "[Investigating] Mail is down"
-    assert email["txt"].startswith("Hi Ada,") and "<p>Hi Ada,</p>" in email["html"]
+    assert email["txt"].startswith("Hi Ada,") and ">Hi Ada,</p>" in email["html"]
     assert "Mail is down" in renderer.render_parts("team", "team")["txt"]
 
 
@@ -87,7 +87,7 @@ def test_vars_are_available(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "text", "expected"),
     [
-        ("team.txt.j2", "hello\n{{ incident.nope }}", "team.txt.j2, line 2: "),
+        ("team.txt.j2", "hello\n{{ incident.nope }}", "team.txt.j2 line 2: incident has no field"),
         ("team.txt.j2", "{{ vars.coupon }}", "'coupon'"),
         ("team.txt.j2", "{{ recipient.name }}", "'recipient' is undefined"),
         ("team.txt.j2", "{% if %}", "team.txt.j2, line 1: template syntax error"),

@@ -52,4 +52,7 @@ def build_email(
     mail.set_content(message.text)
     if message.html:
         mail.add_alternative(message.html, subtype="html")
+        # add_alternative gives the new part its own MIME-Version: it belongs to the top only.
+        for part in mail.iter_parts():
+            del part["MIME-Version"]
     return mail, message_id

@@ -14,6 +14,8 @@ with the recipient's own values replaced by tokens -
 * ``message.name`` by ``[oc-name-txt]`` in the subject and text, and
   ``markupsafe.escape(message.name)`` (what autoescaping wrote) by
   ``[oc-name-html]`` in the html;
+* the first name the default templates greet by (``first_name_of(message.name)``)
+  likewise by ``[oc-first-txt]`` and ``[oc-first-html]``;
 * ``message.recipient`` (the address) likewise by ``[oc-addr-txt]`` and
   ``[oc-addr-html]``.
 
@@ -59,7 +61,7 @@ import httpx
 import markupsafe
 
 from ..config import Config, DriverSettings, SendGridSettings
-from ..models import Kind, Message, Outcome
+from ..models import Kind, Message, Outcome, first_name_of
 from ..redact import redact, register_secret
 from .base import (
     CheckResult,
@@ -86,6 +88,8 @@ _PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\.(?:to|cc|bcc)\b"
 TOKEN_MARKER = "[oc-"
 NAME_TEXT = "[oc-name-txt]"
 NAME_HTML = "[oc-name-html]"
+FIRST_NAME_TEXT = "[oc-first-txt]"
+FIRST_NAME_HTML = "[oc-first-html]"
 ADDRESS_TEXT = "[oc-addr-txt]"
 ADDRESS_HTML = "[oc-addr-html]"
 #: Shorter values are left in place (a one-letter name would be replaced all over the text).
@@ -137,6 +141,8 @@ def shape_of(message: Message, request_strings: Sequence[str] = ()) -> Shape:
         for value, text_token, html_token in (
             (message.recipient, ADDRESS_TEXT, ADDRESS_HTML),
             (message.name, NAME_TEXT, NAME_HTML),
+            # Only when it differs from the name: then the name's own token covers it.
+            (_other(first_name_of(message.name), message.name), FIRST_NAME_TEXT, FIRST_NAME_HTML),
         )
         if value and len(value) >= MIN_VALUE_LENGTH
     ]
@@ -165,6 +171,10 @@ def shape_of(message: Message, request_strings: Sequence[str] = ()) -> Shape:
     ):
         return rendered
     return Shape(shaped_subject, shaped_text, shaped_html, substitutions)
+
+
+def _other(value: str | None, than: str | None) -> str | None:
+    return None if value == than else value
 
 
 def _shared_content(shapes: list[Shape]) -> list[Shape]:

@@ -114,6 +114,29 @@ def open_audience(config: Config, audience: AudienceInput | None) -> Audience:
     return Audience(source)
 
 
+def require_all_credentials(config: Config, names: Sequence[str]) -> None:
+    """Raise one ``ConfigError`` naming every channel that lacks credentials (not just
+    the first), and how to send through the others meanwhile."""
+    problems: list[str] = []
+    for name in names:
+        try:
+            require_credentials(name, config.channels[name])
+        except ConfigError as exc:
+            problems.append(str(exc).split(" in the environment")[0])
+    if not problems:
+        return
+    ready = [name for name in names if not any(f"'{name}'" in p for p in problems)]
+    others = (
+        f"; meanwhile '--channel {' --channel '.join(ready)}' sends through the others"
+        if ready
+        else ""
+    )
+    raise ConfigError(
+        "; ".join(problems) + " in the environment or in a .env file next to channels.yaml"
+        f" ('outagecomms check' lists them{others}; or try --sandbox, which needs none)"
+    )
+
+
 def preflight(
     config: Config,
     incident: Incident,
@@ -127,9 +150,8 @@ def preflight(
         name: ChannelPlan(name, kind_of(config, name), config.channels[name]) for name in names
     }
     if credentials:
-        for name in names:
-            require_credentials(name, config.channels[name])
-    renderer = Renderer(config, incident)
+        require_all_credentials(config, names)
+    renderer = Renderer(config, incident, names)
     people = [p for p in plans.values() if p.kind in PER_RECIPIENT_KINDS]
     source = open_audience(config, audience) if people else None
     if source is not None:
