@@ -28,7 +28,7 @@ import phonenumbers
 from .errors import AudienceError
 from .models import Recipient
 
-COLUMNS = ("email", "phone", "name", "locale", "sms_opt_in", "email_opt_in")
+COLUMNS = ("email", "phone", "name", "locale", "sms_opt_in", "email_opt_in", "timezone")
 CONTACT_COLUMNS = ("email", "phone")
 OPTED_OUT_ELSEWHERE = "opted out in another row"
 

@@ -47,6 +47,17 @@ class Organization(BaseModel):
     name: str = "Our company"
     website: str | None = None
     status_url: str | None = None
+    #: IANA zone: the last guess for a recipient's quiet hours, and times people read.
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from .consent.quiet import zone_valid
+
+        if not zone_valid(value):
+            raise ValueError(f"'{value}' is not an IANA time zone such as Europe/Paris or UTC")
+        return value
 
 
 class DriverSettings(BaseModel):
@@ -110,10 +121,19 @@ class TwilioSettings(HttpDriverSettings):
     messaging_service_sid: str | None = None
     max_segments: int = Field(default=3, ge=1, le=10)
     status_callback: str | None = None
+    #: "21:00-08:00": no SMS while it is this late in the recipient's time (DESIGN §13).
+    quiet_hours: str | None = None
     account_sid: SecretStr | None = None
     auth_token: SecretStr | None = None
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_window(cls, value: str | None) -> str | None:
+        from .consent.quiet import QuietHours
+
+        return None if value is None else str(QuietHours.parse(value))
 
     def missing_secrets(self) -> list[str]:
         missing = [] if self.account_sid else ["account_sid"]
@@ -179,6 +199,9 @@ class SendGridSettings(HttpDriverSettings):
     reply_to: str | None = None
     asm_group_id: int | None = None
     sandbox_mode: bool = False
+    #: The Event Webhook's verification key (public; SendGrid > Mail Settings > Signed Event
+    #: Webhook): ``serve`` refuses events it does not verify.
+    webhook_public_key: str | None = None
     api_key: SecretStr | None = None
 
 

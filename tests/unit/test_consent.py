@@ -40,6 +40,9 @@ def test_token_names_the_address_and_hides_it() -> None:
     assert read_token(SECRET, token) == "ada@example.com"
     assert "ada" not in token.lower() and "example" not in token.lower()
     assert token.isascii() and all(c.isalnum() or c in "-_" for c in token)
+    # One address, one link: a preview and the email sent show the same one.
+    assert make_token(SECRET, "ada@example.com") == token
+    assert make_token(SECRET, "bob@example.com") != token
 
 
 def test_token_from_another_secret_is_refused() -> None:

@@ -1,7 +1,10 @@
 """The token of a one-click unsubscribe link: opaque, and impossible to forge or alter.
 
 A token names one email address. It is the address sealed with AES-256-GCM
-under a key derived (HKDF-SHA256, an HMAC construction) from the serve secret:
+under a key derived (HKDF-SHA256, an HMAC construction) from the serve secret,
+with a nonce that is an HMAC of the address (a synthetic IV: the same address
+always gets the same token, so a preview, the sent email and a second email
+carry one link, and two addresses never share a nonce):
 
 * opaque: the link shows nothing of the address to a link scanner or a log;
 * signed: the GCM tag authenticates it, so without the secret nobody can make
@@ -16,7 +19,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
+import hashlib
+import hmac
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -26,6 +30,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
 _INFO = b"outagecomms one-click unsubscribe token v1"
+_NONCE_INFO = b"outagecomms one-click unsubscribe nonce v1"
 #: The longest token worth trying to open (an address is at most 254 characters).
 MAX_TOKEN_LENGTH = 512
 
@@ -37,17 +42,18 @@ class InvalidToken(ValueError):
         super().__init__("this unsubscribe link is not valid")
 
 
-def _key(secret: str | bytes) -> bytes:
+def _key(secret: str | bytes, info: bytes = _INFO) -> bytes:
     raw = secret.encode() if isinstance(secret, str) else secret
     if not raw:
         raise ValueError("the serve secret is empty")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(raw)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(raw)
 
 
 def make_token(secret: str | bytes, address: str) -> str:
-    """A new token for ``address`` (lower-cased, as the suppression list compares it)."""
-    nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(_key(secret)).encrypt(nonce, address.strip().lower().encode(), _VERSION)
+    """The token for ``address`` (lower-cased, as the suppression list compares it)."""
+    plain = address.strip().lower().encode()
+    nonce = hmac.digest(_key(secret, _NONCE_INFO), plain, hashlib.sha256)[:_NONCE_BYTES]
+    sealed = AESGCM(_key(secret)).encrypt(nonce, plain, _VERSION)
     return base64.urlsafe_b64encode(_VERSION + nonce + sealed).rstrip(b"=").decode()
 
 
