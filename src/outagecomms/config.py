@@ -47,16 +47,20 @@ class Organization(BaseModel):
     name: str = "Our company"
     website: str | None = None
     status_url: str | None = None
-    #: IANA zone: the last guess for a recipient's quiet hours, and times people read.
+    #: IANA zone in which times are shown to people (the ``when`` filter) and quiet hours fall.
     timezone: str = "UTC"
 
     @field_validator("timezone")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
-        from .consent.quiet import zone_valid
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-        if not zone_valid(value):
-            raise ValueError(f"'{value}' is not an IANA time zone such as Europe/Paris or UTC")
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"'{value}' is not an IANA time zone such as UTC, Europe/Paris or America/New_York"
+            ) from None
         return value
 
 

@@ -80,11 +80,6 @@ def _zone(name: str) -> tzinfo | None:
         return None
 
 
-def zone_valid(name: str) -> bool:
-    """True when ``name`` is an IANA zone this machine knows (``Europe/Paris``)."""
-    return _zone(name) is not None
-
-
 @functools.lru_cache(maxsize=4096)
 def _number_zones(number: str) -> tuple[str, ...]:
     try:
