@@ -378,12 +378,17 @@ def _run_with_progress(start: Callable[[Any, Any], Any], plan: Plan) -> Result:
         result: Result = await start(on_progress, control)
         return result
 
+    with _signal_handlers_kept(), progress:
+        return asyncio.run(run())
+
+
+@contextmanager
+def _signal_handlers_kept() -> Iterator[None]:
+    """Closing an asyncio loop resets SIGTERM to the default (killed, exit -15): put ours back."""
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with progress:
-            return asyncio.run(run())
+        yield
     finally:
-        # Closing the loop resets SIGTERM to the default (killed, exit -15): put ours back.
         for sig, handler in handlers.items():
             if handler is not None:
                 signal.signal(sig, handler)
@@ -587,3 +592,69 @@ def report(
             f"{line.seconds:.1f}s",
         )
     out.print(table)
+
+
+# --- serve ----------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="HOST:PORT",
+            help="Address to listen on (default: serve.listen in channels.yaml, else "
+            "127.0.0.1:8080).",
+        ),
+    ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option("--sandbox", help="Show the announcements of 'send --sandbox' instead."),
+    ] = False,
+) -> None:
+    """Serve the status page, its Atom feed, the status JSON and banner.js; Ctrl-C stops it."""
+    from .config import load_config, parse_listen
+    from .errors import ConfigError
+
+    with _errors():
+        config = load_config(state.config)
+        try:
+            host, port = parse_listen(listen or config.serve.listen)
+        except ValueError as exc:
+            raise ConfigError(f"--listen {exc}") from None
+        from .serve import create_app
+
+        application = create_app(config, sandbox=sandbox)
+
+        def ready(url: str) -> None:
+            which = "sandbox announcements" if sandbox else "live announcements"
+            out.print(
+                f"Status page of {escape(config.organization.name)} ({which}) on {url}/ "
+                "— Ctrl-C to stop."
+            )
+            if config.serve.public_url is None:
+                out.print(
+                    "[dim]serve.public_url is not set: links use the address each request "
+                    "came to. Set it when customers reach this server through a proxy.[/]"
+                )
+
+        _run_server(application, host, port, ready)
+    out.print("Stopped.")
+
+
+def _run_server(application: Any, host: str, port: int, ready: Callable[[str], None]) -> None:
+    """Run the server until SIGINT or SIGTERM, then stop it gracefully (exit 0)."""
+    import asyncio
+
+    from .serve.server import serve as run_server
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_server(application, host, port, stop=stop, ready=ready)
+
+    with _signal_handlers_kept():
+        asyncio.run(run())

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -34,6 +35,7 @@ from .yamlfile import YamlDocument, load_yaml
 ENV_PREFIX = "OUTAGECOMMS_"
 CONFIG_ENV = "OUTAGECOMMS_CONFIG"
 DEFAULT_CONFIG = "channels.yaml"
+DEFAULT_LISTEN = "127.0.0.1:8080"
 
 
 def env_name(*keys: str) -> str:
@@ -249,6 +251,65 @@ class OutboxSettings(DriverSettings):
     path: Path = Path(".outagecomms/outbox")
 
 
+class ServeSettings(BaseModel):
+    """The ``serve:`` block: where the status server listens and how the world reaches it.
+
+    ``public_url`` is the address customers and providers use (behind a reverse proxy it
+    is not the one the server sees), so links in messages and signed webhook URLs are
+    made from it. ``secret`` signs unsubscribe tokens; it comes from the environment only
+    (``OUTAGECOMMS_SERVE__SECRET``), see ``outagecomms.secret``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    public_url: str | None = None
+    listen: str = DEFAULT_LISTEN
+    history_days: int = Field(default=90, ge=0, le=36500)
+    secret: SecretStr | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"'{value}' is not a web address such as https://status.shop.example")
+        if parts.query or parts.fragment:
+            raise ValueError(f"'{value}' must not have a ?query or #fragment")
+        return value.strip().rstrip("/")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    def require_public_url(self, purpose: str) -> str:
+        """``public_url``, or a ``ConfigError`` saying it is needed for ``purpose``."""
+        if self.public_url is None:
+            raise ConfigError(
+                f"serve.public_url is not set but is needed for {purpose}: add "
+                "'serve: {public_url: https://status.your.domain}' to channels.yaml "
+                "(or set OUTAGECOMMS_SERVE__PUBLIC_URL)"
+            )
+        return self.public_url
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6; port 0 picks a free one) as (host, port)."""
+    match = re.fullmatch(
+        r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9.-]+):(\d{1,5})", value.strip()
+    )
+    if not match:
+        raise ValueError(f"'{value}' is not HOST:PORT such as 127.0.0.1:8080")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if port > 65535:
+        raise ValueError(f"'{value}': the port must be between 0 and 65535")
+    return host, port
+
+
 DRIVERS: dict[str, type[DriverSettings]] = {
     "twilio": TwilioSettings,
     "x": XSettings,
@@ -276,6 +337,7 @@ class Config(BaseModel):
     templates: Path = Path("templates")
     outbox: Path = Path(".outagecomms/outbox")
     channels: dict[str, DriverSettings] = Field(default_factory=dict)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @property
     def root(self) -> Path:
@@ -332,6 +394,7 @@ class _EnvOverrides(BaseSettings):
     ledger: str | None = None
     templates: str | None = None
     channels: dict[str, dict[str, Any]] = {}
+    serve: dict[str, Any] = {}
 
 
 def config_path(path: str | Path | None = None) -> Path:
@@ -359,6 +422,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(doc.describe(exc)) from None
     for settings in config.channels.values():
         _register_secrets(settings)
+    if config.serve.secret is not None:
+        register_secret(config.serve.secret.get_secret_value())
     return config
 
 
@@ -401,6 +466,13 @@ def _channel_settings(
 
 
 def _refuse_literal_secrets(doc: YamlDocument) -> None:
+    serve = doc.data.get("serve")
+    if isinstance(serve, dict) and serve.get("secret") not in (None, ""):
+        raise ConfigError(
+            f"{doc.where(('serve', 'secret'))}: 'secret' is a secret and must not be written in "
+            f"{doc.path.name}; remove it and set OUTAGECOMMS_SERVE__SECRET in the environment "
+            "or in a .env file (or leave it unset: one is created in .outagecomms/secret)"
+        )
     channels = doc.data.get("channels")
     if not isinstance(channels, dict):
         return
