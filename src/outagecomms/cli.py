@@ -658,3 +658,10 @@ def _run_server(application: Any, host: str, port: int, ready: Callable[[str], N
 
     with _signal_handlers_kept():
         asyncio.run(run())
+
+
+# --- suppress and why (cli_consent.py) -------------------------------------------
+
+from .cli_consent import register as _register_consent  # noqa: E402 - needs the app above
+
+_register_consent(app)

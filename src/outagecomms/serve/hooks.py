@@ -92,7 +92,7 @@ async def _twilio_form(request: web.Request, what: str) -> Mapping[str, str] | w
     public_url = config.serve.public_url
     form = await request.post()
     if not public_url:
-        return _forbidden(what, "serve.public_url is not set, so Twilio's signature cannot be checked")
+        return _forbidden(what, "serve.public_url is not set: Twilio's signature cannot be checked")
     tokens = twilio_tokens(config)
     if not tokens:
         return _forbidden(what, "no Twilio channel has an auth_token to check the signature with")
