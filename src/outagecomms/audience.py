@@ -25,6 +25,7 @@ from typing import Literal
 
 import phonenumbers
 
+from .consent.suppression import INVALID_EMAIL, INVALID_PHONE, NO_SMS_OPT_IN, OPTED_OUT
 from .errors import AudienceError
 from .models import Recipient
 
@@ -185,6 +186,7 @@ class Targets:
         self.numbers = numbers
         self._row = -1
         self.skipped: Counter[str] = Counter()
+        self.last_skip: tuple[str, str] | None = None
         self._opted_out: set[str] = set()
         # Keys (see ``_key``), not addresses: a million-row audience keeps a million of them.
         self._seen: set[int] = set()
@@ -202,19 +204,20 @@ class Targets:
             else:
                 address = self.numbers.normalise(self._row, item.phone, self.region)
             if address is None:
-                return self._skip("invalid phone number")
-            wanted, opt_in, reason = item.wants_sms, item.sms_opt_in, "not opted in to SMS"
+                return self._skip(INVALID_PHONE, item.phone)
+            wanted, opt_in = item.wants_sms, item.sms_opt_in
         else:
             if item.email is None:
                 return self._skip("no email address")
             address = normalise_email(item.email)
             if address is None:
-                return self._skip("invalid email address")
-            wanted, opt_in, reason = item.wants_email, item.email_opt_in, "opted out of email"
+                return self._skip(INVALID_EMAIL, item.email)
+            wanted, opt_in = item.wants_email, item.email_opt_in
         if not wanted:
             if opt_in is False:
                 self._opted_out.add(address)
-            return self._skip(reason)
+                return self._skip(OPTED_OUT, address)
+            return self._skip(NO_SMS_OPT_IN, address)
         if address in self._opted_out or address in self.excluded:
             return self._skip(OPTED_OUT_ELSEWHERE)
         key = self._key(address)
@@ -236,6 +239,9 @@ class Targets:
             return int(address[1:])
         return int.from_bytes(hashlib.blake2b(address.encode(), digest_size=16).digest())
 
-    def _skip(self, reason: str) -> None:
+    def _skip(self, reason: str, address: str | None = None) -> None:
+        """Count a skip; ``last_skip`` keeps it with the address it concerns (normalised, or
+        the cell as written when it is invalid) for a ``skipped`` ledger row."""
         self.skipped[reason] += 1
+        self.last_skip = (reason, address) if address is not None else None
         return None

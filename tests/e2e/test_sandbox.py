@@ -101,7 +101,7 @@ def test_preview_shows_every_channel(run: Run, tmp_path: Path) -> None:
     assert f"{len(SMS_PEOPLE)} recipients" in text
     assert "segment(s) of max 2" in text and "GSM-7" in text
     assert "/280 weighted characters" in text
-    assert "invalid phone number" in text and "duplicate" in text
+    assert "invalid phone" in text and "duplicate" in text
     assert not (tmp_path / ".outagecomms").exists(), "preview must not record anything"
 
 

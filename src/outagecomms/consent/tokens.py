@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 
@@ -42,7 +43,9 @@ class InvalidToken(ValueError):
         super().__init__("this unsubscribe link is not valid")
 
 
+@functools.lru_cache(maxsize=8)
 def _key(secret: str | bytes, info: bytes = _INFO) -> bytes:
+    """A key derived from the secret (cached: a run makes a token per email)."""
     raw = secret.encode() if isinstance(secret, str) else secret
     if not raw:
         raise ValueError("the serve secret is empty")
