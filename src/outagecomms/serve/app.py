@@ -57,6 +57,7 @@ def create_app(
     )
     app.add_routes(ROUTES)
     install_writer(app, config)
+    unsubscribe.hide_tokens_in_access_log()
 
     async def close_reader(app: web.Application) -> None:
         await app[CONTEXT].reader.close()

@@ -14,6 +14,7 @@ The page shows the address half-masked: the link may have been forwarded.
 from __future__ import annotations
 
 import logging
+import re
 
 from aiohttp import web
 
@@ -26,6 +27,25 @@ from .writer import WRITER
 log = logging.getLogger(__name__)
 
 TEMPLATE = "unsubscribe.html.j2"
+_TOKEN_IN_PATH = re.compile(r"(/unsubscribe/)[^\s\"?]+")
+
+
+class _HideTokens(logging.Filter):
+    """Masks unsubscribe tokens in aiohttp's access log: each is the key to one person's
+    subscription, and the access log shows every path requested."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/unsubscribe/" in message:
+            record.msg, record.args = _TOKEN_IN_PATH.sub(r"\1[token]", message), None
+        return True
+
+
+def hide_tokens_in_access_log() -> None:
+    """Install the filter on aiohttp's access logger (once)."""
+    access = logging.getLogger("aiohttp.access")
+    if not any(isinstance(f, _HideTokens) for f in access.filters):
+        access.addFilter(_HideTokens())
 
 
 def _address(request: web.Request) -> str | None:
