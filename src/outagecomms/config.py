@@ -347,16 +347,6 @@ class Config(BaseModel):
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else self.root / path
 
-    @property
-    def ledger_path(self) -> Path:
-        match = re.fullmatch(r"sqlite:///(.+)", self.ledger)
-        if not match:
-            raise ConfigError(
-                f"{self.path}: ledger '{self.ledger}' is not supported yet; "
-                "use sqlite:///path/to/ledger.db"
-            )
-        return self.resolve(Path(match.group(1)))
-
     @field_validator("default_region")
     @classmethod
     def _region(cls, value: str) -> str:
