@@ -63,9 +63,7 @@ def make_shop(
     serve = f"serve: {{public_url: {public_url}}}\n" if public_url else ""
     key = f", webhook_public_key: {json.dumps(sendgrid_key)}" if sendgrid_key else ""
     (root / "channels.yaml").write_text(
-        "organization: {name: Acme Shop}\n"
-        + serve
-        + "ledger: sqlite:///.outagecomms/ledger.db\n"
+        "organization: {name: Acme Shop}\n" + serve + "ledger: sqlite:///.outagecomms/ledger.db\n"
         "channels:\n"
         "  sms: {driver: twilio, from: '+15005550006'}\n"
         f"  email: {{driver: sendgrid, from: outage@shop.example{key}}}\n"

@@ -310,7 +310,9 @@ async def test_no_key_configured_refuses_everything(
     assert suppressions(config) == {}
 
 
-async def test_signed_but_not_an_array_is_400(client: TestClient, sendgrid_key: SendGridKey) -> None:
+async def test_signed_but_not_an_array_is_400(
+    client: TestClient, sendgrid_key: SendGridKey
+) -> None:
     assert (await post_events(client, sendgrid_key, {"event": "delivered"})).status == 400
     body = b"not json"
     response = await client.post(SENDGRID, data=body, headers=sendgrid_key.headers(body))
