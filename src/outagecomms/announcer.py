@@ -21,11 +21,12 @@ from pathlib import Path
 from .channels import build_channel
 from .channels.base import CheckResult
 from .config import Config, load_config, require_credentials
+from .consent.suppression import is_recorded
 from .errors import ConfigError
 from .models import PER_RECIPIENT_KINDS, Incident, Kind
 from .redact import redact
-from .render import Renderer
 from .result import ChannelResult, Failure, Result
+from .run.consent import QuietCheck, make_renderer
 from .run.control import RunControl
 from .run.delivery import ChannelRun, ProgressCallback
 from .run.planning import Planner, announcement_record
@@ -107,11 +108,14 @@ class Announcer:
         sandbox: bool = False,
         retry_unknown: bool = False,
         progress: ProgressCallback | None = None,
+        ignore_quiet_hours: bool = False,
     ) -> Result:
         """Preflight, then deliver every message not yet delivered for this announcement.
 
         Raises an ``InputError`` before anything is sent when input or config is wrong;
         delivery problems never raise: they are in the result (``ok``, ``failures``).
+        SMS inside a channel's ``quiet_hours`` wait (``deferred`` in the result) unless
+        ``ignore_quiet_hours``.
         """
         return asyncio.run(
             self.send_async(
@@ -122,6 +126,7 @@ class Announcer:
                 sandbox=sandbox,
                 retry_unknown=retry_unknown,
                 progress=progress,
+                ignore_quiet_hours=ignore_quiet_hours,
             )
         )
 
@@ -137,10 +142,11 @@ class Announcer:
         progress: ProgressCallback | None = None,
         control: RunControl | None = None,
         plan: Plan | None = None,
+        ignore_quiet_hours: bool = False,
     ) -> Result:
         """``send`` for async code. ``control`` lets the caller stop the run gracefully."""
         plan, renderer, source = (
-            (plan, Renderer(self.config, incident), None)
+            (plan, make_renderer(self.config, incident), None)
             if plan is not None
             else preflight(
                 self.config, incident, channels, audience, credentials=not (dry_run or sandbox)
@@ -175,7 +181,17 @@ class Announcer:
                     results[name],
                     renderer=renderer,
                     store=store,
-                    planner=Planner(self.config, channel_plan, store, incident, source),
+                    planner=Planner(
+                        self.config,
+                        channel_plan,
+                        store,
+                        incident,
+                        source,
+                        suppressions=plan.suppressions,
+                        quiet=None
+                        if ignore_quiet_hours
+                        else QuietCheck.for_channel(self.config, channel_plan.settings),
+                    ),
                     sandbox=sandbox,
                     retry_unknown=retry_unknown,
                     progress=progress,
@@ -184,9 +200,18 @@ class Announcer:
                 for name, channel_plan in plan.channels.items()
             ]
             await asyncio.gather(*(run.run() for run in runs))
+            for run in runs:
+                run.result.deferred = run.planner.deferred
+                until = run.planner.deferred_until
+                run.result.deferred_until = until.isoformat(timespec="seconds") if until else None
             for name, channel_result in results.items():
                 channel_result.counts = store.counts(incident.key, name)
-                channel_result.counts["skipped"] += sum(channel_result.skipped_reasons.values())
+                # Skips with a ledger row are in the counts already; add the others.
+                channel_result.counts["skipped"] += sum(
+                    count
+                    for reason, count in channel_result.skipped_reasons.items()
+                    if not is_recorded(reason)
+                )
                 result.failures += [
                     Failure(name, row.recipient, row.state, row.error)
                     for row in store.failures(incident.key, name)

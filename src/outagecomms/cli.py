@@ -302,6 +302,12 @@ def send(
         bool,
         typer.Option("--retry-unknown", help="Also resend messages whose earlier fate is unknown."),
     ] = False,
+    ignore_quiet_hours: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-quiet-hours", help="Send SMS now even inside quiet_hours (critical only)."
+        ),
+    ] = False,
 ) -> None:
     """Send an incident to every channel; only what was not delivered before goes out."""
     with _errors():
@@ -330,6 +336,7 @@ def send(
                 progress=progress,
                 control=control,
                 plan=plan,
+                ignore_quiet_hours=ignore_quiet_hours,
             ),
             plan,
         )
@@ -454,8 +461,14 @@ def _show_result(result: Result, announcer: Announcer) -> None:
             f"… and {len(result.failures) - 10} more: outagecomms ledger {result.incident.id}"
         )
     where = " to the sandbox outbox (.outagecomms/outbox/)" if result.sandbox else ""
+    deferred = _show_deferred(result)
     if result.interrupted:
         out.print("[yellow]Interrupted.[/] Run the same command again to send the rest.")
+    elif result.ok and deferred:
+        out.print(
+            f"[yellow]Done for now:[/] every message that may go now was delivered{where}; "
+            f"run the same command again after {escape(deferred)} for the rest."
+        )
     elif result.ok and result.nothing_new:
         out.print(f"Nothing new to send: every message was already delivered{where}.")
     elif result.ok:
@@ -465,6 +478,24 @@ def _show_result(result: Result, announcer: Announcer) -> None:
             "[red]Some messages were not delivered.[/] See above; run the same command again "
             "to retry what failed or is pending."
         )
+
+
+def _show_deferred(result: Result) -> str | None:
+    """Say which SMS wait for quiet hours to end; when the last of them may go."""
+    from datetime import datetime
+
+    latest: str | None = None
+    for name, c in result.channels.items():
+        if c.deferred and c.deferred_until:
+            out.print(
+                f"[yellow]{name}: {c.deferred} deferred by quiet hours (the recipient's night) "
+                f"until {c.deferred_until} at the latest; --ignore-quiet-hours sends now.[/]"
+            )
+            if latest is None or datetime.fromisoformat(c.deferred_until) > datetime.fromisoformat(
+                latest
+            ):
+                latest = c.deferred_until
+    return latest
 
 
 def _styled(count: int, style: str) -> str:

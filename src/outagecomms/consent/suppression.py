@@ -27,6 +27,16 @@ INVALID_EMAIL = "invalid email"
 NOT_MOBILE = "not a mobile number"
 
 
+#: Skip reasons that leave a ``skipped`` row in the ledger (with ``suppressed (...)``);
+#: the others (no address of that kind, a duplicate) are only counted in the summary.
+RECORDED_REASONS = frozenset({NO_SMS_OPT_IN, OPTED_OUT, INVALID_PHONE, INVALID_EMAIL, NOT_MOBILE})
+
+
+def is_recorded(reason: str) -> bool:
+    """True when a skip with this reason has its own ``skipped`` ledger row."""
+    return reason in RECORDED_REASONS or reason.startswith("suppressed (")
+
+
 def suppressed_reason(source: str) -> str:
     """The skip reason of a suppressed address: ``suppressed (<source>)``."""
     return f"suppressed ({source})"

@@ -13,6 +13,7 @@ Built once per run, before planning:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,8 +21,10 @@ from datetime import UTC, datetime
 from ..config import Config, TwilioSettings
 from ..consent.quiet import QuietHours, candidate_zones, quiet_until
 from ..consent.suppression import quiet_reason, suppressed_reason
-from ..models import Recipient
-from ..store import Store
+from ..consent.tokens import make_token
+from ..models import Incident, Recipient
+from ..render import Renderer
+from ..store import Store, view_store
 
 
 class Suppressions:
@@ -35,6 +38,15 @@ class Suppressions:
         if store is None:
             return cls({})
         return cls({s.address.lower(): s.source for s in store.suppressions()})
+
+    @classmethod
+    def of(cls, config: Config) -> Suppressions:
+        """The list in the config's ledger (empty when nothing was recorded yet)."""
+        store = view_store(config.ledger, base_dir=config.root)
+        if store is None:
+            return cls({})
+        with store:
+            return cls.load(store)
 
     def reason(self, address: str) -> str | None:
         """``suppressed (<source>)`` for a suppressed address, else None."""
@@ -77,3 +89,22 @@ class QuietCheck:
 def deferral_reason(until: datetime) -> str:
     """``quiet hours until 2026-11-30T08:00:00-05:00`` (the recipient's local time)."""
     return quiet_reason(until.isoformat(timespec="seconds"))
+
+
+def make_renderer(config: Config, incident: Incident) -> Renderer:
+    """The run's renderer: with ``serve.public_url`` set, every email gets its recipient's
+    one-click unsubscribe link (the serve secret is read, or created, on first need)."""
+    public_url = config.serve.public_url
+    if not public_url:
+        return Renderer(config, incident)
+
+    @functools.cache
+    def secret() -> bytes:
+        from ..secret import serve_secret
+
+        return serve_secret(config)
+
+    def link(address: str) -> str:
+        return f"{public_url}/unsubscribe/{make_token(secret(), address)}"
+
+    return Renderer(config, incident, unsubscribe_url=link)

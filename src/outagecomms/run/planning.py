@@ -4,11 +4,15 @@ them out as units of delivery; record the announcement itself."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from ..audience import Targets
 from ..config import Config
+from ..consent.suppression import RECORDED_REASONS
 from ..models import BROADCAST, PER_RECIPIENT_KINDS, Incident, Recipient
 from ..store import AnnouncementRecord, Store, canonical_json
+from .consent import QuietCheck, Suppressions, deferral_reason
 from .preflight import Audience, ChannelPlan
 
 #: One unit of delivery: (address, recipient) pairs claimed together (one, or a batch).
@@ -46,6 +50,17 @@ def announcement_record(incident: Incident, *, sandbox: bool) -> AnnouncementRec
     )
 
 
+@dataclass
+class _Aside:
+    """Rows of a chunk that are not sent now: (address, reason) each."""
+
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    deferred: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.skipped) + len(self.deferred)
+
+
 class Planner:
     """Walks the audience for one channel, recording its rows ``pending`` before handing
     them out, so every unit delivered was planned first (a crash leaves a trace)."""
@@ -57,12 +72,20 @@ class Planner:
         store: Store,
         incident: Incident,
         audience: Audience | None,
+        *,
+        suppressions: Suppressions | None = None,
+        quiet: QuietCheck | None = None,
     ) -> None:
         self.config = config
         self.plan = plan
         self.store = store
         self.incident = incident
         self.audience = audience
+        self.suppressions = suppressions or Suppressions({})
+        self.quiet = quiet
+        #: Messages held back by quiet hours in the last walk, and when the last may go.
+        self.deferred = 0
+        self.deferred_until: datetime | None = None
 
     def units(self, batch_size: int) -> Iterator[Unit]:
         """Planned units of delivery, after recording them as ``pending`` in the store."""
@@ -77,17 +100,46 @@ class Planner:
             excluded=self.plan.excluded,
             numbers=self.plan.numbers,
         )
+        self.deferred, self.deferred_until = 0, None
         chunk: Unit = []
+        aside = _Aside()
         for item in self.audience:
             address = targets.address(item)
-            if address is None or not isinstance(item, Recipient):
+            if not isinstance(item, Recipient):
                 continue
-            chunk.append((address, item))
-            if len(chunk) >= max(PLAN_CHUNK, batch_size):
+            if address is None:
+                if targets.last_skip is not None and targets.last_skip[0] in RECORDED_REASONS:
+                    aside.skipped.append((targets.last_skip[1], targets.last_skip[0]))
+            elif (reason := self.suppressions.reason(address)) is not None:
+                aside.skipped.append((address, reason))
+            elif self.quiet is not None and (until := self.quiet.until(address, item)):
+                aside.deferred.append((address, deferral_reason(until)))
+                self.deferred += 1
+                self.deferred_until = max(self.deferred_until or until, until)
+            else:
+                chunk.append((address, item))
+            if len(chunk) >= max(PLAN_CHUNK, batch_size) or len(aside) >= PLAN_CHUNK:
+                self._record_aside(aside)
+                aside = _Aside()
                 yield from self._chunk(chunk, batch_size)
                 chunk = []
+        self._record_aside(aside)
         if chunk:
             yield from self._chunk(chunk, batch_size)
+
+    def _record_aside(self, aside: _Aside) -> None:
+        """Rows that will not be sent now: ``skipped`` with their reason (also a row planned
+        by an earlier run and suppressed since), or left ``pending`` with the time they wait
+        for. One transaction."""
+        if not aside.skipped and not aside.deferred:
+            return
+        key, channel = self.incident.key, self.plan.name
+        with self.store.transaction():
+            self._add([a for a, _ in aside.skipped] + [a for a, _ in aside.deferred])
+            if aside.skipped:
+                self.store.skip(key, channel, aside.skipped)
+            if aside.deferred:
+                self.store.defer(key, channel, aside.deferred)
 
     def record_all(self) -> None:
         """Record every planned row (a channel that could not open: they stay ``pending``)."""

@@ -392,6 +392,18 @@ class Store(abc.ABC):
                 [(why, stamp, self.mode, announcement, channel, r) for r, why in reasons],
             )
 
+    def defer(self, announcement: str, channel: str, reasons: Sequence[tuple[str, str]]) -> None:
+        """Leave planned rows ``pending`` with the reason they wait (quiet hours); a
+        ``failed`` row waits too. The next send that may send them does."""
+        stamp = now()
+        with self.transaction():
+            self.execute_many(
+                "UPDATE deliveries SET state='pending', error=?, owner=NULL, updated_at=?"
+                " WHERE mode=? AND announcement=? AND channel=? AND recipient=?"
+                " AND state IN ('pending','failed')",
+                [(why, stamp, self.mode, announcement, channel, r) for r, why in reasons],
+            )
+
     # --- reading deliveries ------------------------------------------------------
 
     def counts(self, announcement: str, channel: str) -> dict[str, int]:
