@@ -93,7 +93,8 @@ def list_(output: FormatOption = "table") -> None:
     else:
         table = Table()
         for column in ("Address", "Kind", "Source", "Reason", "Since"):
-            table.add_column(column)
+            # Addresses are copied from here: wrap them, never cut them.
+            table.add_column(column, overflow="fold")
         for item in items:
             table.add_row(*(escape(str(item[key] or "")) for key in SUPPRESSION_KEYS))
         out.print(table)

@@ -7,6 +7,9 @@ with a generated ECDSA P-256 key."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import email.utils
 import json
 import shutil
 import signal
@@ -153,12 +156,12 @@ def test_receipts_replies_and_unsubscribes_reach_the_next_send(
     assert {m["status_callback"] for m in fakes.twilio.messages} == {hook}
     emails = {e["to"]: e for e in fakes.sendgrid.emails}
     links = {}
-    for address, email in emails.items():
-        header = email["headers"]["List-Unsubscribe"]
-        assert email["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    for address, received in emails.items():
+        header = received["headers"]["List-Unsubscribe"]
+        assert received["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         links[address] = header.strip("<>")
         assert links[address].startswith(f"{PUBLIC_URL}/unsubscribe/")
-        assert links[address] in email["text"] and links[address] in email["html"]
+        assert links[address] in received["text"] and links[address] in received["html"]
         assert address not in links[address]
     assert len(set(links.values())) == 3
 
@@ -385,3 +388,64 @@ def test_suppress_commands_and_their_bad_input(
         "suppressions": [],
     }
     assert run("why", "zed@example.com", "--format", "yaml", cwd=tmp_path, env=env).returncode == 2
+
+
+def test_preview_dry_run_and_sandbox_honour_the_list_and_carry_the_link(
+    run: Run, tmp_path: Path, env: dict[str, str]
+) -> None:
+    write_shop(tmp_path)
+    assert run("suppress", "add", "bob@example.com", "+13035550111", cwd=tmp_path).returncode == 0
+    preview = run("preview", INVESTIGATING, cwd=tmp_path)
+    assert preview.returncode == 0, preview.stderr
+    assert "2 recipients" in preview.stdout and "1 suppressed (manual)" in preview.stdout
+    assert f"{PUBLIC_URL}/unsubscribe/" in preview.stdout
+    dry = run("send", INVESTIGATING, "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0 and "1 suppressed (manual)" in dry.stdout
+
+    sandbox = run("send", INVESTIGATING, "--sandbox", "--yes", cwd=tmp_path)
+    assert sandbox.returncode == 0, sandbox.stdout + sandbox.stderr
+    outbox = tmp_path / ".outagecomms" / "outbox"
+    emls = {
+        email.utils.parseaddr(m["To"])[1]: m
+        for m in (
+            email.message_from_string(f.read_text(), policy=email.policy.default)
+            for f in outbox.glob("email/*.eml")
+        )
+    }
+    assert set(emls) == {"ada@example.com", "carol@example.com"}
+    for mail in emls.values():
+        link = mail["List-Unsubscribe"].strip("<>")
+        assert link.startswith(f"{PUBLIC_URL}/unsubscribe/")
+        assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert link in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    sms = {f.read_text().splitlines()[0] for f in outbox.glob("sms/*.txt")}
+    assert sms == {f"To: {ADA}", f"To: {BOB}"}
+    why = json.loads(run("why", "bob@example.com", "--sandbox", "-f", "json", cwd=tmp_path).stdout)
+    assert [(d["state"], d["reason"]) for d in why["deliveries"]] == [
+        ("skipped", "suppressed (manual)")
+    ]
+
+
+def test_smtp_emails_carry_the_one_click_headers(
+    run: Run, tmp_path: Path, env: dict[str, str]
+) -> None:
+    from tests.fakes import FakeSMTP
+
+    write_shop(tmp_path)
+    with FakeSMTP() as smtp:
+        text = (tmp_path / "channels.yaml").read_text()
+        text = text.replace(
+            "  email: {driver: sendgrid, from: outage@shop.example}",
+            f"  email: {{driver: smtp, host: 127.0.0.1, port: {smtp.port}, starttls: false,"
+            " from: outage@shop.example}",
+        )
+        (tmp_path / "channels.yaml").write_text(text)
+        smtp_env = {k: v for k, v in env.items() if "__EMAIL__" not in k}
+        sent = run("send", INVESTIGATING, "--yes", "--channel", "email", cwd=tmp_path, env=smtp_env)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        received = smtp.messages
+    assert len(received) == 3
+    for mail in received:
+        parsed = email.message_from_bytes(mail.raw)
+        assert parsed["List-Unsubscribe"].startswith(f"<{PUBLIC_URL}/unsubscribe/")
+        assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
