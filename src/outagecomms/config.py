@@ -210,6 +210,27 @@ class SendGridSettings(HttpDriverSettings):
     webhook_public_key: str | None = None
     api_key: SecretStr | None = None
 
+    @field_validator("webhook_public_key")
+    @classmethod
+    def _verification_key(cls, value: str | None) -> str | None:
+        """A key that does not load would make ``serve`` refuse every event: say so now."""
+        if value is None:
+            return None
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from sendgrid.helpers.eventwebhook import EventWebhook
+
+        value = "".join(value.split())
+        try:
+            loaded = isinstance(EventWebhook(value).public_key, ec.EllipticCurvePublicKey)
+        except (ValueError, TypeError, UnicodeError):
+            loaded = False
+        if not loaded:
+            raise ValueError(
+                "is not a SendGrid verification key: copy the whole 'Verification Key' of "
+                "Settings > Mail Settings > Signed Event Webhook (it starts with MFkw)"
+            ) from None
+        return value
+
 
 class SmtpSettings(DriverSettings):
     kind = "email"
