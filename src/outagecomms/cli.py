@@ -280,6 +280,12 @@ def _show_plan(plan: Plan) -> None:
         if p.skipped:
             reasons = ", ".join(f"{count} {reason}" for reason, count in p.skipped.items())
             out.print(f"[dim]Not sent to: {escape(reasons)}[/]")
+        quiet = getattr(p.settings, "quiet_hours", None)
+        if quiet:
+            out.print(
+                f"[dim]Quiet hours {quiet} in each recipient's time: messages inside them wait "
+                "for a later send (--ignore-quiet-hours sends them now).[/]"
+            )
 
 
 # --- send -----------------------------------------------------------------------
