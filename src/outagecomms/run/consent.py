@@ -24,7 +24,7 @@ from ..consent.suppression import quiet_reason, suppressed_reason
 from ..consent.tokens import make_token
 from ..models import Incident, Recipient
 from ..render import Renderer
-from ..store import Store, view_store
+from ..store import Store, open_store, sqlite_path
 
 
 class Suppressions:
@@ -41,12 +41,17 @@ class Suppressions:
 
     @classmethod
     def of(cls, config: Config) -> Suppressions:
-        """The list in the config's ledger (empty when nothing was recorded yet)."""
-        store = view_store(config.ledger, base_dir=config.root)
-        if store is None:
+        """The list in the config's ledger, read without writing anything (a preview
+        records nothing); empty when nothing was recorded yet."""
+        path = sqlite_path(config.ledger, config.root)
+        if path is not None and not path.exists():
             return cls({})
-        with store:
-            return cls.load(store)
+        try:
+            with open_store(config.ledger, base_dir=config.root, read_only=True) as store:
+                return cls.load(store)
+        except Exception:  # a ledger of an older version, without the list's table yet
+            with open_store(config.ledger, base_dir=config.root) as store:
+                return cls.load(store)
 
     def reason(self, address: str) -> str | None:
         """``suppressed (<source>)`` for a suppressed address, else None."""
