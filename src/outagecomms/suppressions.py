@@ -16,7 +16,8 @@ E.164 (read with the config's ``default_region``), so "Ada@Example.com" and
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from .audience import normalise_email, normalise_phone
 from .config import Config
 from .consent.suppression import AddressKind
 from .errors import InputError
-from .store import Store, Suppression, open_store
+from .store import Store, Suppression, open_store, sqlite_path
 
 #: Columns of ``suppress import``: ``address`` and, optionally, ``reason``.
 IMPORT_COLUMNS = ("address", "reason")
@@ -37,6 +38,18 @@ class AddressError(InputError):
 def open_list(config: Config) -> Store:
     """The store holding the list (created on first use, like the ledger)."""
     return open_store(config.ledger, mode="live", base_dir=config.root)
+
+
+@contextmanager
+def _reading(config: Config) -> Iterator[Store | None]:
+    """The store opened for reading only (nothing is created or changed), or None when
+    nothing was recorded yet."""
+    path = sqlite_path(config.ledger, config.root)
+    if path is not None and not path.exists():
+        yield None
+        return
+    with open_store(config.ledger, base_dir=config.root, read_only=True) as store:
+        yield store
 
 
 def normalise(text: str, region: str) -> tuple[str, AddressKind] | None:
@@ -85,8 +98,8 @@ def unsuppress(config: Config, addresses: Sequence[str]) -> int:
 
 def suppressions(config: Config) -> list[Suppression]:
     """The whole list, oldest first."""
-    with open_list(config) as store:
-        return list(store.suppressions())
+    with _reading(config) as store:
+        return [] if store is None else list(store.suppressions())
 
 
 @dataclass
@@ -176,7 +189,9 @@ def why(config: Config, text: str, incident: str | None = None, *, sandbox: bool
     if incident:
         where += " AND incident=?"
         params.append(incident)
-    with open_list(config) as store:
+    with _reading(config) as store:
+        if store is None:
+            return Why(address, kind, [], [], [])
         rows = store.fetch(
             "SELECT announcement, channel, state, error, provider_id, updated_at FROM deliveries"
             f" WHERE {where} ORDER BY created_at, announcement, channel",
