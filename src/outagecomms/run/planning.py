@@ -9,7 +9,7 @@ from datetime import datetime
 
 from ..audience import Targets
 from ..config import Config
-from ..consent.suppression import RECORDED_REASONS
+from ..consent.suppression import OPTED_OUT, RECORDED_REASONS
 from ..models import BROADCAST, PER_RECIPIENT_KINDS, Incident, Recipient
 from ..store import AnnouncementRecord, Store, canonical_json
 from .consent import QuietCheck, Suppressions, deferral_reason
@@ -52,13 +52,15 @@ def announcement_record(incident: Incident, *, sandbox: bool) -> AnnouncementRec
 
 @dataclass
 class _Aside:
-    """Rows of a chunk that are not sent now: (address, reason) each."""
+    """Rows of a chunk that are not sent now: (address, reason) each. ``skipped`` rows are
+    skipped even if planned before; ``unplanned`` ones only get a row when they have none."""
 
     skipped: list[tuple[str, str]] = field(default_factory=list)
     deferred: list[tuple[str, str]] = field(default_factory=list)
+    unplanned: list[tuple[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.skipped) + len(self.deferred)
+        return len(self.skipped) + len(self.deferred) + len(self.unplanned)
 
 
 class Planner:
@@ -108,8 +110,13 @@ class Planner:
             if not isinstance(item, Recipient):
                 continue
             if address is None:
-                if targets.last_skip is not None and targets.last_skip[0] in RECORDED_REASONS:
-                    aside.skipped.append((targets.last_skip[1], targets.last_skip[0]))
+                skip = targets.last_skip
+                if skip is not None and skip[0] == OPTED_OUT:
+                    # An explicit "no" holds for every row of the address (Targets saw to it).
+                    aside.skipped.append((skip[1], skip[0]))
+                elif skip is not None and skip[0] in RECORDED_REASONS:
+                    # Another row of the address may still be planned: only a row of its own.
+                    aside.unplanned.append((skip[1], skip[0]))
             elif (reason := self.suppressions.reason(address)) is not None:
                 aside.skipped.append((address, reason))
             elif self.quiet is not None and (until := self.quiet.until(address, item)):
@@ -131,7 +138,7 @@ class Planner:
         """Rows that will not be sent now: ``skipped`` with their reason (also a row planned
         by an earlier run and suppressed since), or left ``pending`` with the time they wait
         for. One transaction."""
-        if not aside.skipped and not aside.deferred:
+        if not aside:
             return
         key, channel = self.incident.key, self.plan.name
         with self.store.transaction():
@@ -140,6 +147,8 @@ class Planner:
                 self.store.skip(key, channel, aside.skipped)
             if aside.deferred:
                 self.store.defer(key, channel, aside.deferred)
+            if aside.unplanned:
+                self.store.add_skipped(key, self.incident.id, channel, aside.unplanned)
 
     def record_all(self) -> None:
         """Record every planned row (a channel that could not open: they stay ``pending``)."""
@@ -147,9 +156,16 @@ class Planner:
             pass
 
     def _chunk(self, chunk: Unit, batch_size: int) -> Iterator[Unit]:
-        self._add([a for a, _ in chunk])
+        self._add_planned([a for a, _ in chunk])
         for start in range(0, len(chunk), batch_size):
             yield chunk[start : start + batch_size]
 
     def _add(self, addresses: list[str]) -> None:
         self.store.add_pending(self.incident.key, self.incident.id, self.plan.name, addresses)
+
+    def _add_planned(self, addresses: list[str]) -> None:
+        """Rows to send: new ones ``pending``, and skipped ones of an address that may be
+        sent now (a row without opt-in seen first, a suppression lifted since) too."""
+        with self.store.transaction():
+            self._add(addresses)
+            self.store.replan(self.incident.key, self.plan.name, addresses)

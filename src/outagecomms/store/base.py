@@ -392,6 +392,36 @@ class Store(abc.ABC):
                 [(why, stamp, self.mode, announcement, channel, r) for r, why in reasons],
             )
 
+    def add_skipped(
+        self, announcement: str, incident: str, channel: str, reasons: Sequence[tuple[str, str]]
+    ) -> None:
+        """Record audience rows the channel skips (``skipped``, the reason in ``error``);
+        an address that already has a row keeps it (it was planned from another row)."""
+        stamp = now()
+        rows = [
+            (self.mode, announcement, incident, channel, r, why, stamp, stamp) for r, why in reasons
+        ]
+        with self.transaction():
+            self.execute_many(
+                "INSERT INTO deliveries (mode, announcement, incident, channel, recipient, state,"
+                " error, created_at, updated_at) VALUES (?,?,?,?,?,'skipped',?,?,?)"
+                " ON CONFLICT DO NOTHING",
+                rows,
+            )
+
+    def replan(self, announcement: str, channel: str, recipients: Sequence[str]) -> None:
+        """Skipped rows of addresses that may be sent now (opted in, no longer suppressed)
+        become ``pending`` again."""
+        stamp = now()
+        with self.transaction():
+            for chunk in chunks(recipients):
+                self.execute(
+                    "UPDATE deliveries SET state='pending', error=NULL, updated_at=?"
+                    " WHERE mode=? AND announcement=? AND channel=? AND state='skipped'"
+                    f" AND recipient IN ({marks(len(chunk))})",
+                    (stamp, self.mode, announcement, channel, *chunk),
+                )
+
     def defer(self, announcement: str, channel: str, reasons: Sequence[tuple[str, str]]) -> None:
         """Leave planned rows ``pending`` with the reason they wait (quiet hours); a
         ``failed`` row waits too. The next send that may send them does."""
