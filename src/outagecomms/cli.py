@@ -29,6 +29,8 @@ from .errors import OutageCommsError
 from .redact import RedactingFilter, redact
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .announcer import Announcer, Plan
     from .models import Incident
     from .result import Result
@@ -677,7 +679,9 @@ def serve(
     out.print("Stopped.")
 
 
-def _run_server(application: Any, host: str, port: int, ready: Callable[[str], None]) -> None:
+def _run_server(
+    application: web.Application, host: str, port: int, ready: Callable[[str], None]
+) -> None:
     """Run the server until SIGINT or SIGTERM, then stop it gracefully (exit 0)."""
     import asyncio
 

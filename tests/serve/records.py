@@ -1,4 +1,5 @@
-"""Announcement records as ``send`` stores them, and an in-memory source of them."""
+"""Announcement records as ``send`` stores them, and an in-memory source of them (a test
+double of the store's ``announcements()``)."""
 
 from __future__ import annotations
 
@@ -6,29 +7,13 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+from outagecomms.store import AnnouncementRecord
+
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def stamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class AnnouncementRecord:
-    key: str
-    incident: str
-    title: str
-    status: str
-    severity: str
-    summary: str
-    details: str | None
-    started_at: str
-    eta: str | None
-    update: str | None
-    affected: list[str]
-    content: str
-    first_sent_at: str | None
-    sandbox: bool
 
 
 def record(

@@ -34,7 +34,7 @@ def _text(value: str) -> str:
     return _NOT_XML.sub("", value)
 
 
-class _Entry(FeedEntry):  # type: ignore[misc]
+class _Entry(FeedEntry):
     """feedgen 1.0 writes an entry's links without their ``rel`` and ``type`` (it reads them
     back from the element it just made); this puts them on the elements."""
 

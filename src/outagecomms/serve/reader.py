@@ -22,7 +22,7 @@ from .board import Board, build_board
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..store import AnnouncementRecord, Store
+    from ..store import AnnouncementRecord, Mode, Store
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class StoreSource:
     def __init__(self, config: Config, *, sandbox: bool) -> None:
         self._url = config.ledger
         self._base_dir: Path = config.root
-        self._mode = "sandbox" if sandbox else "live"
+        self._mode: Mode = "sandbox" if sandbox else "live"
         self._store: Store | None = None
 
     def announcements(self, incident: str | None = None) -> list[AnnouncementRecord]:
