@@ -37,6 +37,7 @@ bench: $(VENV)/.installed-dev
 # The README's pictures of the status page and the banner (docs/*.png), in Debian's Chromium.
 screenshots: $(VENV)/.installed-dev
 	$(BIN)/python docs/screenshots.py
+	$(BIN)/python docs/report_screenshot.py
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .

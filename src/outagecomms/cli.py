@@ -510,7 +510,7 @@ def _styled(count: int, style: str) -> str:
     return f"[{style}]{count}[/]" if count else "0"
 
 
-# --- ledger and report ----------------------------------------------------------
+# --- ledger ----------------------------------------------------------
 
 
 @app.command()
@@ -573,61 +573,6 @@ def ledger(
                 escape(str(row["error"] or "")),
             )
         out.print(table)
-
-
-@app.command()
-def report(
-    incident_id: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident's id.")],
-) -> None:
-    """Per-channel counts and timings for every announcement of an incident."""
-    with _errors():
-        announcer = _announcer()
-        book = announcer.view_store()
-        if book is None:
-            err.print(
-                f"[bold red]Error:[/] nothing recorded yet ({escape(announcer.config.ledger)}"
-                " does not exist)",
-                soft_wrap=True,
-            )
-            raise typer.Exit(2)
-        with book:
-            lines = book.report(incident_id)
-    if not lines:
-        err.print(
-            f"[bold red]Error:[/] no deliveries recorded for incident '{escape(incident_id)}'",
-            soft_wrap=True,
-        )
-        raise typer.Exit(2)
-    table = Table(title=f"Incident {incident_id}", title_justify="left")
-    for column in (
-        "Announcement",
-        "Channel",
-        "Total",
-        "Sent",
-        "Failed",
-        "Unknown",
-        "Pending",
-        "Carried by",
-        "First",
-        "Last",
-        "Took",
-    ):
-        table.add_column(column)
-    for line in lines:
-        table.add_row(
-            escape(line.announcement + (" (sandbox)" if line.sandbox else "")),
-            line.channel,
-            str(line.total),
-            str(line.counts.get("sent", 0) + line.counts.get("delivered", 0)),
-            _styled(line.counts.get("failed", 0), "red"),
-            _styled(line.counts.get("unknown", 0), "yellow"),
-            _styled(line.counts.get("pending", 0) + line.counts.get("sending", 0), "yellow"),
-            ", ".join(line.providers) or "-",
-            line.first[11:19],
-            line.last[11:19],
-            f"{line.seconds:.1f}s",
-        )
-    out.print(table)
 
 
 # --- serve ----------------------------------------------------------------------
@@ -698,8 +643,5 @@ def _run_server(
         asyncio.run(run())
 
 
-# --- suppress and why (cli_consent.py) -------------------------------------------
-
-from .cli_consent import register as _register_consent  # noqa: E402 - needs the app above
-
-_register_consent(app)
+# Commands kept in their own modules register themselves on ``app`` when imported.
+from . import cli_campaigns, cli_consent, cli_report  # noqa: E402, F401  (import for the side effect)

@@ -1,5 +1,6 @@
 """The ``suppress`` and ``why`` commands: the suppression list, and what happened to one
-address. Registered on the main app by ``cli.py``; the work is in ``suppressions``."""
+address. They register themselves on the main app when ``cli.py`` imports this module;
+the work is in ``suppressions``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import STATE_STYLES, _errors, err, out, state
+from .cli import STATE_STYLES, _errors, app, err, out, state
 
 suppress_app = typer.Typer(
     name="suppress",
@@ -177,7 +178,5 @@ def why(
         )
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``suppress`` and ``why`` to the main command."""
-    app.add_typer(suppress_app)
-    app.command("why")(why)
+app.add_typer(suppress_app)
+app.command("why")(why)

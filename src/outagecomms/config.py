@@ -331,6 +331,28 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, port
 
 
+class CampaignsSettings(BaseModel):
+    """The ``campaigns:`` block (DESIGN §15): where scheduled marketing emails live.
+
+    Not a channel: nothing is ever sent through it, it only unschedules and
+    reschedules Single Sends. The key comes from ``OUTAGECOMMS_CAMPAIGNS__API_KEY``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    secrets: ClassVar[tuple[str, ...]] = ("api_key",)
+    default_base_url: ClassVar[str] = "https://api.sendgrid.com"
+
+    driver: Literal["sendgrid"] = "sendgrid"
+    base_url: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+    api_key: SecretStr | None = None
+
+    @property
+    def effective_base_url(self) -> str:
+        return (self.base_url or self.default_base_url).rstrip("/")
+
+
 DRIVERS: dict[str, type[DriverSettings]] = {
     "twilio": TwilioSettings,
     "x": XSettings,
@@ -358,6 +380,7 @@ class Config(BaseModel):
     templates: Path = Path("templates")
     outbox: Path = Path(".outagecomms/outbox")
     channels: dict[str, DriverSettings] = Field(default_factory=dict)
+    campaigns: CampaignsSettings | None = None
     serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @property
@@ -405,6 +428,7 @@ class _EnvOverrides(BaseSettings):
     ledger: str | None = None
     templates: str | None = None
     channels: dict[str, dict[str, Any]] = {}
+    campaigns: dict[str, Any] = {}
     serve: dict[str, Any] = {}
 
 
@@ -433,6 +457,8 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(doc.describe(exc)) from None
     for settings in config.channels.values():
         _register_secrets(settings)
+    if config.campaigns is not None and config.campaigns.api_key is not None:
+        register_secret(config.campaigns.api_key.get_secret_value())
     if config.serve.secret is not None:
         register_secret(config.serve.secret.get_secret_value())
     return config
@@ -476,14 +502,22 @@ def _channel_settings(
         raise ConfigError(message) from None
 
 
+#: The secret of each top-level block: (block, key, what to add to the message).
+_BLOCK_SECRETS = (
+    ("campaigns", "api_key", ""),
+    ("serve", "secret", " (or leave it unset: one is created in .outagecomms/secret)"),
+)
+
+
 def _refuse_literal_secrets(doc: YamlDocument) -> None:
-    serve = doc.data.get("serve")
-    if isinstance(serve, dict) and serve.get("secret") not in (None, ""):
-        raise ConfigError(
-            f"{doc.where(('serve', 'secret'))}: 'secret' is a secret and must not be written in "
-            f"{doc.path.name}; remove it and set OUTAGECOMMS_SERVE__SECRET in the environment "
-            "or in a .env file (or leave it unset: one is created in .outagecomms/secret)"
-        )
+    for block, key, hint in _BLOCK_SECRETS:
+        values = doc.data.get(block)
+        if isinstance(values, dict) and values.get(key) not in (None, ""):
+            raise ConfigError(
+                f"{doc.where((block, key))}: '{key}' is a secret and must not be written in "
+                f"{doc.path.name}; remove it and set {ENV_PREFIX}{block.upper()}__{key.upper()} "
+                f"in the environment or in a .env file{hint}"
+            )
     channels = doc.data.get("channels")
     if not isinstance(channels, dict):
         return

@@ -17,6 +17,7 @@ and builds the matching ``OUTAGECOMMS_CHANNELS__...`` environment.
 from ._base import FakeServer, RecordedRequest
 from .providers import FakeProviders
 from .sendgrid import FakeSendGrid
+from .sendgrid_campaigns import FakeSendGridCampaigns
 from .smtp import FakeSMTP, ReceivedMail, SilentServer, closed_port, silent_server
 from .twilio import FakeTwilio, num_segments
 from .webhook import FakeWebhook
@@ -26,6 +27,7 @@ __all__ = [
     "FakeProviders",
     "FakeSMTP",
     "FakeSendGrid",
+    "FakeSendGridCampaigns",
     "FakeServer",
     "FakeTwilio",
     "FakeWebhook",

@@ -50,6 +50,16 @@ def announcement_record(incident: Incident, *, sandbox: bool) -> AnnouncementRec
     )
 
 
+def person_key(address: str, recipient: Recipient | None) -> str | None:
+    """Who an address belongs to, the same on every channel: the audience row's email
+    (lower-cased) when it has one, else the address itself; None for a broadcast. The
+    report counts people reached by it, so someone texted and emailed counts once."""
+    if recipient is None:
+        return None
+    email = (recipient.email or "").strip().lower()
+    return email or address
+
+
 @dataclass
 class _Aside:
     """Rows of a chunk that are not sent now: (address, reason) each. ``skipped`` rows are
@@ -57,6 +67,7 @@ class _Aside:
 
     skipped: list[tuple[str, str]] = field(default_factory=list)
     deferred: list[tuple[str, str]] = field(default_factory=list)
+    deferred_persons: list[str | None] = field(default_factory=list)
     unplanned: list[tuple[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -121,6 +132,7 @@ class Planner:
                 aside.skipped.append((address, reason))
             elif self.quiet is not None and (until := self.quiet.until(address, item)):
                 aside.deferred.append((address, deferral_reason(until)))
+                aside.deferred_persons.append(person_key(address, item))
                 self.deferred += 1
                 self.deferred_until = max(self.deferred_until or until, until)
             else:
@@ -142,10 +154,11 @@ class Planner:
             return
         key, channel = self.incident.key, self.plan.name
         with self.store.transaction():
-            self._add([a for a, _ in aside.skipped] + [a for a, _ in aside.deferred])
             if aside.skipped:
+                self._add([a for a, _ in aside.skipped])
                 self.store.skip(key, channel, aside.skipped)
             if aside.deferred:
+                self._add([a for a, _ in aside.deferred], aside.deferred_persons)
                 self.store.defer(key, channel, aside.deferred)
             if aside.unplanned:
                 self.store.add_skipped(key, self.incident.id, channel, aside.unplanned)
@@ -156,16 +169,18 @@ class Planner:
             pass
 
     def _chunk(self, chunk: Unit, batch_size: int) -> Iterator[Unit]:
-        self._add_planned([a for a, _ in chunk])
+        self._add_planned([a for a, _ in chunk], [person_key(a, r) for a, r in chunk])
         for start in range(0, len(chunk), batch_size):
             yield chunk[start : start + batch_size]
 
-    def _add(self, addresses: list[str]) -> None:
-        self.store.add_pending(self.incident.key, self.incident.id, self.plan.name, addresses)
+    def _add(self, addresses: list[str], persons: list[str | None] | None = None) -> None:
+        self.store.add_pending(
+            self.incident.key, self.incident.id, self.plan.name, addresses, persons
+        )
 
-    def _add_planned(self, addresses: list[str]) -> None:
+    def _add_planned(self, addresses: list[str], persons: list[str | None]) -> None:
         """Rows to send: new ones ``pending``, and skipped ones of an address that may be
         sent now (a row without opt-in seen first, a suppression lifted since) too."""
         with self.store.transaction():
-            self._add(addresses)
+            self._add(addresses, persons)
             self.store.replan(self.incident.key, self.plan.name, addresses)

@@ -41,6 +41,7 @@ class SqliteStore(Store):
                 # NORMAL keeps every commit safe from a process crash; only power loss can undo one.
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(SCHEMA.format(serial="") + _LEGACY)
+                _add_person_column(self._db)
         self._aside: sqlite3.Connection | None = None
         self._opened()
 
@@ -86,3 +87,15 @@ class SqliteStore(Store):
         if self._aside is None:
             self._aside = self._connect()
         self._aside.execute(sql, params)
+
+
+def _add_person_column(db: sqlite3.Connection) -> None:
+    """Give a ledger made before ``deliveries.person`` existed that column (its rows keep
+    NULL: the report then counts their addresses as people)."""
+    if any(row[1] == "person" for row in db.execute("PRAGMA table_info(deliveries)")):
+        return
+    try:
+        db.execute("ALTER TABLE deliveries ADD COLUMN person TEXT")
+    except sqlite3.OperationalError as exc:  # another process added it a moment ago
+        if "duplicate column" not in str(exc):
+            raise
