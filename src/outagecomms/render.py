@@ -35,7 +35,7 @@ import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 
-from .config import Config, DriverSettings, TwilioSettings, XSettings
+from .config import LINE_BREAK, Config, DriverSettings, TwilioSettings, XSettings
 from .errors import LimitError, TemplateError
 from .limits import TWILIO_MAX_BODY, X_MAX_WEIGHTED_LENGTH, sms_length, x_weighted_length
 from .models import Incident, Kind, Message, Recipient
@@ -503,7 +503,7 @@ def check_limits(
             )
     elif kind == "email":
         subject = parts["subject"]
-        if "\n" in subject or "\r" in subject:
+        if LINE_BREAK.search(subject):
             raise LimitError(
                 f"channel '{channel}': the email subject{who} spans several lines; "
                 f"keep {template('subject', 'subject')} on one line"

@@ -9,12 +9,12 @@ from pathlib import Path
 from .conftest import Run
 
 INCIDENT = "examples/incident-investigating.yaml"
-# From the scaffold's audience: valid, opted-in, de-duplicated phones and emails.
+# From the scaffold's audience: valid, opted-in, de-duplicated phones and emails
+# (Tim's +44 20 7946 0958 is a London landline: skipped as "not a mobile number").
 SMS_PEOPLE = {
     "+12015550123",
     "+12125550147",
     "+12025550199",
-    "+442079460958",
     "+33612345678",
     "+14155550132",
     "+13125550166",

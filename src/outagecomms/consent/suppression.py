@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+# Stable skip reasons (DESIGN §18), written to a skipped row's ``error``: the audience's.
+from ..audience import INVALID_EMAIL, INVALID_PHONE, NO_SMS_OPT_IN, NOT_MOBILE, OPTED_OUT
+
 AddressKind = Literal["sms", "email"]
 
 #: Every source a suppression may have, and what it means for a person reading ``why``.
@@ -18,14 +21,6 @@ SOURCES: dict[str, str] = {
     "sendgrid-group_unsubscribe": "SendGrid reported an unsubscribe from the email's group",
     "sendgrid-spamreport": "the person reported an email as spam",
 }
-
-# Stable skip reasons (DESIGN §18), written to a skipped row's ``error``.
-NO_SMS_OPT_IN = "no sms opt-in"
-OPTED_OUT = "opted out"
-INVALID_PHONE = "invalid phone"
-INVALID_EMAIL = "invalid email"
-NOT_MOBILE = "not a mobile number"
-
 
 #: Skip reasons that leave a ``skipped`` row in the ledger (with ``suppressed (...)``);
 #: the others (no address of that kind, a duplicate) are only counted in the summary.
