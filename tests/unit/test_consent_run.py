@@ -131,11 +131,13 @@ def test_a_webhook_key_that_is_not_a_key_is_a_config_error(tmp_path: Path) -> No
 
     config = tmp_path / "channels.yaml"
     good = SendGridKey.generate().public
-    config.write_text(f"channels:\n  email: {{driver: sendgrid, webhook_public_key: '{good}'}}\n")
+    config.write_text(
+        f"channels:\n  email: {{driver: sendgrid, from: a@b.co, webhook_public_key: '{good}'}}\n"
+    )
     assert load_config(config).channels["email"].webhook_public_key == good  # type: ignore[attr-defined]
     for bad in ("abc", good[:-8], "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"):
         config.write_text(
-            f"channels:\n  email: {{driver: sendgrid, webhook_public_key: '{bad}'}}\n"
+            f"channels:\n  email: {{driver: sendgrid, from: a@b.co, webhook_public_key: '{bad}'}}\n"
         )
         with pytest.raises(ConfigError, match="not a SendGrid verification key"):
             load_config(config)
