@@ -482,6 +482,12 @@ def _show_plan(plan: Plan, zone: str = "UTC") -> None:
         if p.skipped:
             reasons = ", ".join(f"{count} {reason}" for reason, count in p.skipped.items())
             out.print(f"[dim]Not sent to: {escape(reasons)}[/]")
+        quiet = getattr(p.settings, "quiet_hours", None)
+        if quiet:
+            out.print(
+                f"[dim]Quiet hours {quiet} in each recipient's time: messages inside them wait "
+                "for a later send (--ignore-quiet-hours sends them now).[/]"
+            )
 
 
 # --- send -----------------------------------------------------------------------
@@ -503,6 +509,12 @@ def send(
     retry_unknown: Annotated[
         bool,
         typer.Option("--retry-unknown", help="Also resend messages whose earlier fate is unknown."),
+    ] = False,
+    ignore_quiet_hours: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-quiet-hours", help="Send SMS now even inside quiet_hours (critical only)."
+        ),
     ] = False,
 ) -> None:
     """Send an incident to every channel; only what was not delivered before goes out."""
@@ -537,6 +549,7 @@ def send(
                 progress=progress,
                 control=control,
                 plan=plan,
+                ignore_quiet_hours=ignore_quiet_hours,
             ),
             plan,
         )
@@ -715,8 +728,14 @@ def _show_result(result: Result, announcer: Announcer) -> None:
             f"… and {len(result.failures) - 10} more: outagecomms ledger {result.incident.id}"
         )
     where = " to the sandbox outbox (.outagecomms/outbox/)" if result.sandbox else ""
+    deferred = _show_deferred(result)
     if result.interrupted:
         out.print("[yellow]Interrupted.[/] Run the same command again to send the rest.")
+    elif result.ok and deferred:
+        out.print(
+            f"[yellow]Done for now:[/] every message that may go now was delivered{where}; "
+            f"run the same command again after {escape(deferred)} for the rest."
+        )
     elif result.ok and result.nothing_new:
         out.print(f"Nothing new to send: every message was already delivered{where}.")
     elif result.ok:
@@ -732,6 +751,24 @@ def _never_planned(c: ChannelResult) -> int:
     """Messages of the plan that a stopped run never recorded (not even ``pending``)."""
     recorded = sum(c.counts.values()) - sum(c.skipped_reasons.values())
     return max(0, c.planned - recorded)
+
+
+def _show_deferred(result: Result) -> str | None:
+    """Say which SMS wait for quiet hours to end; when the last of them may go."""
+    from datetime import datetime
+
+    latest: str | None = None
+    for name, c in result.channels.items():
+        if c.deferred and c.deferred_until:
+            out.print(
+                f"[yellow]{name}: {c.deferred} deferred by quiet hours (the recipient's night) "
+                f"until {c.deferred_until} at the latest; --ignore-quiet-hours sends now.[/]"
+            )
+            if latest is None or datetime.fromisoformat(c.deferred_until) > datetime.fromisoformat(
+                latest
+            ):
+                latest = c.deferred_until
+    return latest
 
 
 def _styled(count: int, style: str) -> str:
@@ -967,4 +1004,4 @@ def _run_server(
 
 
 # Commands kept in their own modules register themselves on ``app`` when imported.
-from . import cli_campaigns, cli_report  # noqa: E402, F401  (import for the side effect)
+from . import cli_campaigns, cli_consent, cli_report  # noqa: E402, F401  (import for the side effect)

@@ -164,10 +164,19 @@ class TwilioSettings(HttpDriverSettings):
     messaging_service_sid: str | None = None
     max_segments: int = Field(default=3, ge=1, le=10)
     status_callback: str | None = None
+    #: "21:00-08:00": no SMS while it is this late in the recipient's time (DESIGN §13).
+    quiet_hours: str | None = None
     account_sid: SecretStr | None = None
     auth_token: SecretStr | None = None
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_window(cls, value: str | None) -> str | None:
+        from .consent.quiet import QuietHours
+
+        return None if value is None else str(QuietHours.parse(value))
 
     @model_validator(mode="after")
     def _has_sender(self) -> TwilioSettings:
@@ -261,7 +270,31 @@ class SendGridSettings(EmailSenderSettings, HttpDriverSettings):
     driver: Literal["sendgrid"] = "sendgrid"
     asm_group_id: int | None = None
     sandbox_mode: bool = False
+    #: The Event Webhook's verification key (public; SendGrid > Mail Settings > Signed Event
+    #: Webhook): ``serve`` refuses events it does not verify.
+    webhook_public_key: str | None = None
     api_key: SecretStr | None = None
+
+    @field_validator("webhook_public_key")
+    @classmethod
+    def _verification_key(cls, value: str | None) -> str | None:
+        """A key that does not load would make ``serve`` refuse every event: say so now."""
+        if value is None:
+            return None
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from sendgrid.helpers.eventwebhook import EventWebhook
+
+        value = "".join(value.split())
+        try:
+            loaded = isinstance(EventWebhook(value).public_key, ec.EllipticCurvePublicKey)
+        except (ValueError, TypeError, UnicodeError):
+            loaded = False
+        if not loaded:
+            raise ValueError(
+                "is not a SendGrid verification key: copy the whole 'Verification Key' of "
+                "Settings > Mail Settings > Signed Event Webhook (it starts with MFkw)"
+            ) from None
+        return value
 
 
 class SmtpSettings(EmailSenderSettings, DriverSettings):

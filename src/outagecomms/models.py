@@ -204,11 +204,13 @@ class Recipient:
     locale: str | None = None
     sms_opt_in: bool | None = None
     email_opt_in: bool | None = None
+    #: IANA zone of the person, for SMS quiet hours (else guessed from the number).
+    timezone: str | None = None
 
     def __post_init__(self) -> None:
         for attr in ("sms_opt_in", "email_opt_in"):
             object.__setattr__(self, attr, parse_opt_in(getattr(self, attr)))
-        for attr in ("email", "phone", "name", "locale"):
+        for attr in ("email", "phone", "name", "locale", "timezone"):
             value = getattr(self, attr)
             if value is not None:
                 value = str(value).strip()
@@ -247,6 +249,8 @@ class Message:
     name: str | None = None
     #: The provider id of the post this one replies to (social threads).
     reply_to: str | None = None
+    #: Email: the recipient's one-click unsubscribe link (``serve.public_url`` set).
+    unsubscribe_url: str | None = None
 
     @property
     def announcement(self) -> str:

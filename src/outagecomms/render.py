@@ -24,6 +24,7 @@ import dataclasses
 import os
 import secrets
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -192,15 +193,29 @@ def _recipient_fields(ast: jinja2.nodes.Template) -> tuple[str, ...] | None:
 
 
 class Renderer:
-    """Renders one incident for every channel of one configuration."""
+    """Renders one incident for every channel of one configuration.
+
+    ``channels``: the channels this run uses (default: every configured one), which
+    templates see as ``announced_on`` (the team message names them).
+    ``unsubscribe_url`` (address -> link) gives email templates ``unsubscribe_url``; they
+    are rendered with a marker in its place (so the per-recipient caches keep working)
+    and each message gets its own link put in. Without it the variable is ``None``.
+    """
 
     def __init__(
-        self, config: Config, incident: Incident, channels: list[str] | None = None
+        self,
+        config: Config,
+        incident: Incident,
+        channels: list[str] | None = None,
+        *,
+        unsubscribe_url: Callable[[str], str] | None = None,
     ) -> None:
-        """``channels``: the channels this run uses (default: every configured one), which
-        templates see as ``announced_on`` (the team message names them)."""
         self.config = config
         self.incident = incident
+        self._unsubscribe_url = unsubscribe_url
+        self._unsubscribe_marker = (
+            f"\x00unsubscribe-{secrets.token_hex(8)}\x00" if unsubscribe_url else None
+        )
         self._roots: dict[str, Path] = {}
         loaders: dict[str, jinja2.BaseLoader] = {}
         for name, settings in config.channels.items():
@@ -356,6 +371,7 @@ class Renderer:
         context = {
             **self._base_context,
             "channel": {"name": channel, "kind": kind},
+            "unsubscribe_url": self._unsubscribe_marker if kind == "email" else None,
         }
         if recipient is not None:
             context["recipient"] = recipient
@@ -402,6 +418,10 @@ class Renderer:
         """Render and check one message; ``LimitError`` if it does not fit its channel."""
         parts = self.render_parts(channel, kind, recipient)
         files = {part: str(self._parts[(channel, part)].template.filename) for part in parts}
+        unsubscribe_url = None
+        if kind == "email" and self._unsubscribe_url is not None:
+            unsubscribe_url = self._unsubscribe_url(address)
+            parts = self._with_link(channel, parts, files, unsubscribe_url)
         check_limits(channel, kind, settings, parts, address, files)
         if kind == "email":
             return Message(
@@ -413,6 +433,7 @@ class Renderer:
                 html=parts["html"],
                 name=recipient.name if recipient else None,
                 incident=self.incident,
+                unsubscribe_url=unsubscribe_url,
             )
         body = parts["html"] if kind == "banner" else parts["txt"]
         return Message(
@@ -423,6 +444,24 @@ class Renderer:
             incident=self.incident,
             reply_to=reply_to,
         )
+
+    def _with_link(
+        self, channel: str, parts: dict[str, str], files: dict[str, str], url: str
+    ) -> dict[str, str]:
+        """``parts`` with the recipient's unsubscribe link where the marker stands."""
+        marker = self._unsubscribe_marker
+        assert marker is not None
+        done = {}
+        for part, text in parts.items():
+            link = str(escape(url)) if part == "html" else url
+            text = text.replace(marker, link)
+            if "\x00" in text:  # what is left of a marker a filter changed
+                raise TemplateError(
+                    f"{files[part]}: unsubscribe_url is changed by a filter; print it as it is "
+                    "({{ unsubscribe_url }})"
+                )
+            done[part] = text
+        return done
 
 
 def check_limits(

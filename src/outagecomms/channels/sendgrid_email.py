@@ -17,7 +17,9 @@ with the recipient's own values replaced by tokens -
 * the first name the default templates greet by (``first_name_of(message.name)``)
   likewise by ``[oc-first-txt]`` and ``[oc-first-html]``;
 * ``message.recipient`` (the address) likewise by ``[oc-addr-txt]`` and
-  ``[oc-addr-html]``.
+  ``[oc-addr-html]``;
+* ``message.unsubscribe_url`` (the recipient's one-click link) by
+  ``[oc-unsub-txt]`` and ``[oc-unsub-html]``.
 
 Messages are grouped by (announcement, channel, shape), one request per
 group, the shape as its content and, in each recipient's personalization,
@@ -71,6 +73,7 @@ from .base import (
     short,
     unreadable_success,
 )
+from .mime import unsubscribe_headers
 
 if TYPE_CHECKING:
     from sendgrid.helpers.mail import Email
@@ -92,6 +95,8 @@ FIRST_NAME_TEXT = "[oc-first-txt]"
 FIRST_NAME_HTML = "[oc-first-html]"
 ADDRESS_TEXT = "[oc-addr-txt]"
 ADDRESS_HTML = "[oc-addr-html]"
+UNSUBSCRIBE_TEXT = "[oc-unsub-txt]"
+UNSUBSCRIBE_HTML = "[oc-unsub-html]"
 #: Shorter values are left in place (a one-letter name would be replaced all over the text).
 MIN_VALUE_LENGTH = 2
 #: SendGrid's limit on the substitutions of one personalization (JSON bytes, kept under).
@@ -132,7 +137,8 @@ def shape_of(message: Message, request_strings: Sequence[str] = ()) -> Shape:
     subject = message.subject or ""
     text, html = message.text, message.html
     rendered = Shape(subject, text, html)
-    guarded = (subject, text, html or "", message.name or "", message.recipient)
+    unsubscribe = message.unsubscribe_url or ""
+    guarded = (subject, text, html or "", message.name or "", message.recipient, unsubscribe)
     others = (message.announcement, message.incident.id, *request_strings)
     if any(TOKEN_MARKER in value for value in (*guarded, *others)):
         return rendered
@@ -143,12 +149,14 @@ def shape_of(message: Message, request_strings: Sequence[str] = ()) -> Shape:
             (message.name, NAME_TEXT, NAME_HTML),
             # Only when it differs from the name: then the name's own token covers it.
             (_other(first_name_of(message.name), message.name), FIRST_NAME_TEXT, FIRST_NAME_HTML),
+            (unsubscribe, UNSUBSCRIBE_TEXT, UNSUBSCRIBE_HTML),
         )
         if value and len(value) >= MIN_VALUE_LENGTH
     ]
     if not values:
         return rendered
-    # The longer value first: an address that contains the name stays one value.
+    # The longer value first: an address that contains the name (a link that contains the
+    # address) stays one value.
     values.sort(key=lambda entry: len(entry[0]), reverse=True)
     plain = [(value, token) for value, token, _ in values]
     escaped = [(str(markupsafe.escape(value)), token) for value, _, token in values]
@@ -352,6 +360,7 @@ class SendGridEmail(HttpChannel):
             CustomArg,
             From,
             GroupId,
+            Header,
             Mail,
             MailSettings,
             Personalization,
@@ -378,6 +387,9 @@ class SendGridEmail(HttpChannel):
             personalization.add_to(_address(To, message.recipient, message.name))
             for token, value in shape.substitutions.items():
                 personalization.add_substitution(Substitution(token, value))
+            # Each recipient's own unsubscribe link (RFC 8058), so headers are per person.
+            for header, value in unsubscribe_headers(message.unsubscribe_url).items():
+                personalization.add_header(Header(header, value))
             # Appended at the end: the default index=0 would reverse the list.
             mail.add_personalization(personalization, index=len(mail.personalizations))
         incident = first.incident

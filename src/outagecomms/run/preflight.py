@@ -14,6 +14,7 @@ from ..errors import ConfigError, IncidentError
 from ..limits import SmsLength, sms_length
 from ..models import BROADCAST, PER_RECIPIENT_KINDS, Incident, Kind, Message, Recipient
 from ..render import Renderer
+from .consent import Suppressions, make_renderer
 
 AudienceInput = str | Path | Iterable[Recipient]
 
@@ -53,6 +54,8 @@ class Plan:
 
     incident: Incident
     channels: dict[str, ChannelPlan]
+    #: The suppression list as preflight read it; the send honours the same list.
+    suppressions: Suppressions = field(default_factory=lambda: Suppressions({}))
 
 
 class Audience:
@@ -151,21 +154,27 @@ def preflight(
     }
     if credentials:
         require_all_credentials(config, names)
-    renderer = Renderer(config, incident, names)
+    renderer = make_renderer(config, incident, names)
     people = [p for p in plans.values() if p.kind in PER_RECIPIENT_KINDS]
     source = open_audience(config, audience) if people else None
+    suppressions = Suppressions.of(config) if people else Suppressions({})
     if source is not None:
-        _observe_audience(config, renderer, people, source)
+        _observe_audience(config, renderer, people, source, suppressions)
     for p in plans.values():
         if p.kind not in PER_RECIPIENT_KINDS:
             p.observe(renderer.message(p.name, p.kind, p.settings, address=BROADCAST))
-    return Plan(incident, plans), renderer, source
+    return Plan(incident, plans, suppressions), renderer, source
 
 
 def _observe_audience(
-    config: Config, renderer: Renderer, people: list[ChannelPlan], source: Audience
+    config: Config,
+    renderer: Renderer,
+    people: list[ChannelPlan],
+    source: Audience,
+    suppressions: Suppressions,
 ) -> None:
-    """Render every person's message on every per-recipient channel, counting skips."""
+    """Render every person's message on every per-recipient channel, counting skips
+    (a suppressed address as ``suppressed (<source>)``)."""
     for p in people:
         p.numbers = NumberMemo() if p.kind == "sms" else None
     targets = {
@@ -175,12 +184,16 @@ def _observe_audience(
     for item in source:
         for p in people:
             address = targets[p.name].address(item)
-            if address is not None and isinstance(item, Recipient):
-                p.observe(
-                    renderer.message(p.name, p.kind, p.settings, address=address, recipient=item)
-                )
+            if address is None or not isinstance(item, Recipient):
+                continue
+            suppressed = suppressions.reason(address)
+            if suppressed is not None:
+                targets[p.name].skipped[suppressed] += 1
+                continue
+            p.observe(renderer.message(p.name, p.kind, p.settings, address=address, recipient=item))
     for p in people:
-        late = targets[p.name].late_opt_outs()
+        # Only those observed: a suppressed address was counted as such already.
+        late = {a for a in targets[p.name].late_opt_outs() if suppressions.reason(a) is None}
         if late:
             # Observed before their "no" turned up: take them back out.
             p.recipients -= len(late)
