@@ -51,8 +51,10 @@ def test_default_templates_show_each_recipient_their_own_link(tmp_path: Path) ->
     ada = email_of(renderer, config, "ada@example.com", "Ada")
     bob = email_of(renderer, config, "bob@example.com", "Bob")
     assert ada.unsubscribe_url == link("ada@example.com")
-    assert f"Unsubscribe with one click: {ada.unsubscribe_url}" in ada.text
-    assert f'<a href="{ada.unsubscribe_url}">Unsubscribe</a>' in (ada.html or "")
+    assert f"Unsubscribe from these emails: {ada.unsubscribe_url}" in ada.text
+    assert f'<a href="{ada.unsubscribe_url}" style="color:#6b7280;">Unsubscribe</a>' in (
+        ada.html or ""
+    )
     assert bob.unsubscribe_url is not None and bob.unsubscribe_url in bob.text
     assert ada.unsubscribe_url not in bob.text
     token = ada.unsubscribe_url.rsplit("/", 1)[1]
