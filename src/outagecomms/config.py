@@ -47,6 +47,32 @@ class Organization(BaseModel):
     name: str = "Our company"
     website: str | None = None
     status_url: str | None = None
+    #: IANA zone in which times are shown to people (the ``when`` filter) and quiet hours fall.
+    timezone: str = "UTC"
+    #: Language of broadcast channels, and of recipients without (or with an invalid) ``locale``.
+    locale: str = "en"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"'{value}' is not an IANA time zone such as UTC, Europe/Paris or America/New_York"
+            ) from None
+        return value
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        from .locales import normalise_locale
+
+        if normalise_locale(value) is None:
+            raise ValueError(f"'{value}' is not a language tag such as en, fr-CA or de")
+        return value
 
 
 class DriverSettings(BaseModel):
@@ -142,6 +168,32 @@ class XSettings(HttpDriverSettings):
         return [key for key in oauth1 if getattr(self, key) is None]
 
 
+class MastodonSettings(HttpDriverSettings):
+    """A Mastodon account: ``base_url`` is its instance (there is no default instance)."""
+
+    kind = "social"
+    secrets = ("access_token",)
+
+    driver: Literal["mastodon"] = "mastodon"
+    base_url: str  # type: ignore[assignment]  # required here: the instance
+    visibility: Literal["public", "unlisted", "private", "direct"] = "public"
+    #: ISO 639 code sent with each post; default: the language of the message's locale.
+    language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}$")
+    access_token: SecretStr | None = None
+
+
+class BlueskySettings(HttpDriverSettings):
+    """A Bluesky account: ``handle`` and an app password, on its PDS (``base_url``)."""
+
+    kind = "social"
+    secrets = ("app_password",)
+    default_base_url = "https://bsky.social"
+
+    driver: Literal["bluesky"] = "bluesky"
+    handle: str = Field(min_length=1)
+    app_password: SecretStr | None = None
+
+
 class FileBannerSettings(DriverSettings):
     kind = "banner"
 
@@ -225,6 +277,8 @@ class OutboxSettings(DriverSettings):
 DRIVERS: dict[str, type[DriverSettings]] = {
     "twilio": TwilioSettings,
     "x": XSettings,
+    "mastodon": MastodonSettings,
+    "bluesky": BlueskySettings,
     "file": FileBannerSettings,
     "http": HttpBannerSettings,
     "sendgrid": SendGridSettings,

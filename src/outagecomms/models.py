@@ -149,6 +149,9 @@ class Message:
     name: str | None = None
     #: The provider id of the post this one replies to (social threads).
     reply_to: str | None = None
+    #: The language tag the message is written in (``fr-CA``): the template folder and
+    #: the ``when`` filter's formats followed it.
+    locale: str | None = None
 
     @property
     def announcement(self) -> str:

@@ -1,0 +1,103 @@
+"""Language tags: how a recipient's ``locale`` (and a template folder's name) is understood.
+
+Tags are matched case-insensitively with ``_`` equal to ``-`` (``fr_ca``, ``FR-CA`` and
+``fr-CA`` are one tag), so both are reduced to one key: lower case, ``-`` between subtags.
+A tag is valid when it is well formed (BCP 47's shape: a 2-3 letter language, then subtags)
+and Babel knows its language, because Babel formats its times; anything else is invalid
+and the caller falls back to ``organization.locale``.
+
+A tag's fallbacks drop one subtag at a time: ``zh-hant-tw``, ``zh-hant``, ``zh``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, tzinfo
+from functools import cache
+
+import babel
+import babel.dates
+
+_WELL_FORMED = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
+
+
+@cache
+def normalise_locale(tag: str) -> str | None:
+    """The key of a language tag (``fr_CA`` -> ``fr-ca``), or None when it is invalid."""
+    key = tag.strip().replace("_", "-").lower()
+    if not _WELL_FORMED.fullmatch(key):
+        return None
+    try:
+        babel.Locale.parse(key, sep="-")
+    except (ValueError, babel.UnknownLocaleError):
+        return None
+    return key
+
+
+def fallbacks(key: str) -> list[str]:
+    """``fr-ca`` -> ``["fr-ca", "fr"]``: the tag, then ever shorter prefixes of it."""
+    parts = key.split("-")
+    return ["-".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
+@cache
+def display_locale(key: str) -> str:
+    """A key as people write it: ``fr-ca`` -> ``fr-CA``, ``zh-hant-tw`` -> ``zh-Hant-TW``."""
+    language, *rest = key.split("-")
+    shown = [language]
+    for part in rest:
+        if len(part) == 4 and part.isalpha():
+            shown.append(part.title())
+        elif len(part) == 2 or (len(part) == 3 and part.isdigit()):
+            shown.append(part.upper())
+        else:
+            shown.append(part)
+    return "-".join(shown)
+
+
+@cache
+def babel_locale(key: str) -> babel.Locale:
+    """The Babel locale of a valid key."""
+    return babel.Locale.parse(key, sep="-")
+
+
+#: ``when`` formats by name; anything else is a CLDR pattern (``EEEE d MMMM``) or, with a
+#: ``%``, a strftime format.
+WHEN_FORMATS = ("time", "date", "datetime")
+
+
+def format_when(value: datetime | date | None, fmt: str, key: str, zone: tzinfo) -> str:
+    """A time for people reading ``key``'s language, in ``zone`` (the ``when`` filter).
+
+    ``time``: the short time and the zone (``12:00 PM UTC``, ``12:00 UTC`` in fr);
+    ``date``: the long date (``22 novembre 2026``); ``datetime``: day, month and time
+    with the zone (``Nov 22, 12:00 PM UTC``).
+    """
+    if value is None:
+        return ""
+    locale = babel_locale(key)
+    if not isinstance(value, datetime):
+        if fmt in ("date", "datetime", "time"):
+            return babel.dates.format_date(value, "long", locale=locale)
+        return value.strftime(fmt) if "%" in fmt else babel.dates.format_date(value, fmt, locale)
+    local = value.astimezone(zone)
+    if "%" in fmt:
+        return local.strftime(fmt)
+    if fmt == "date":
+        return babel.dates.format_date(local.date(), "long", locale=locale)
+    if fmt not in ("time", "datetime"):
+        return babel.dates.format_datetime(local, fmt, tzinfo=zone, locale=locale)
+    shown = babel.dates.format_time(local, "short", tzinfo=zone, locale=locale)
+    if fmt == "datetime":
+        day = babel.dates.format_skeleton("MMMd", local, tzinfo=zone, locale=locale)
+        shown = f"{day}, {shown}"
+    return f"{shown} {_zone_name(local, zone, locale)}"
+
+
+def _zone_name(value: datetime, zone: tzinfo, locale: babel.Locale) -> str:
+    """The zone's short name in the locale (UTC, CET, EST), or its offset (GMT+01:00) when the
+    locale has no short name for it."""
+    name = babel.dates.format_datetime(value, "z", tzinfo=zone, locale=locale)
+    if " " in name or name[:1] in "+-":
+        return babel.dates.get_timezone_gmt(value, "long", locale=locale)
+    return name
