@@ -35,6 +35,7 @@ from .config import Config, DriverSettings, OutboxSettings, load_config, require
 from .errors import ConfigError, IncidentError, OutageCommsError
 from .ledger import Ledger
 from .limits import SmsLength, sms_length
+from .locales import display_locale
 from .models import BROADCAST, PER_RECIPIENT_KINDS, Incident, Kind, Message, Outcome, Recipient
 from .redact import redact
 from .render import Renderer
@@ -75,11 +76,20 @@ class ChannelPlan:
     excluded: frozenset[str] = frozenset()
     #: SMS: each row's number as preflight parsed it, for the sending pass.
     numbers: NumberMemo | None = None
+    #: Messages per locale (``fr-CA``), and the first message in each, for the preview.
+    locales: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, Message] = field(default_factory=dict)
+    #: Recipients whose ``locale`` is not a language tag (they get organization.locale).
+    invalid_locales: int = 0
 
     def observe(self, message: Message) -> None:
         self.recipients += 1
         if self.sample is None:
             self.sample = message
+        locale = message.locale or ""
+        self.locales[locale] += 1
+        if locale not in self.samples:
+            self.samples[locale] = message
         if self.kind == "sms":
             length = sms_length(message.text)
             self.total_segments += length.segments
@@ -93,6 +103,8 @@ class Plan:
 
     incident: Incident
     channels: dict[str, ChannelPlan]
+    #: organization.locale: broadcasts, and recipients without a valid locale, get it.
+    locale: str = "en"
 
 
 class _Audience:
@@ -236,6 +248,8 @@ class Announcer:
                                 p.name, p.kind, p.settings, address=address, recipient=item
                             )
                         )
+                        if item.locale is not None and renderer.invalid_locale(item.locale):
+                            p.invalid_locales += 1
             for p in people:
                 late = targets[p.name].late_opt_outs()
                 if late:
@@ -247,7 +261,7 @@ class Announcer:
         for p in plans.values():
             if p.kind not in PER_RECIPIENT_KINDS:
                 p.observe(renderer.message(p.name, p.kind, p.settings, address=BROADCAST))
-        return Plan(incident, plans), renderer, source
+        return Plan(incident, plans, display_locale(renderer.default_locale)), renderer, source
 
     # --- sending -------------------------------------------------------------------
 

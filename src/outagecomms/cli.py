@@ -29,8 +29,8 @@ from .errors import OutageCommsError
 from .redact import RedactingFilter, redact
 
 if TYPE_CHECKING:
-    from .announcer import Announcer, Plan
-    from .models import Incident
+    from .announcer import Announcer, ChannelPlan, Plan
+    from .models import Incident, Message
     from .result import Result
 
 app = typer.Typer(
@@ -245,41 +245,60 @@ def preview(
 
 
 def _show_plan(plan: Plan) -> None:
-    from .limits import x_weighted_length
-
     incident = plan.incident
     out.print(
         f"[bold]{escape(incident.title)}[/] — {incident.status}, {incident.severity} "
         f"(announcement [cyan]{escape(incident.key)}[/])"
     )
     for name, p in plan.channels.items():
-        message = p.sample
         reach = "broadcast" if p.kind not in ("sms", "email") else f"{p.recipients} recipients"
         out.rule(f"[bold]{name}[/] ({p.settings.driver}, {p.kind}) — {reach}", align="left")
-        if message is None:
+        if p.sample is None:
             out.print("[yellow]Nobody to send to on this channel.[/]")
-        elif p.kind == "sms":
-            longest = p.longest_sms
-            assert longest is not None
-            out.print(escape(message.text))
-            out.print(
-                f"[dim]{len(message.text)} characters, {longest.encoding}; longest message "
-                f"{longest.segments} segment(s) of max {getattr(p.settings, 'max_segments', '?')}; "
-                f"about {p.total_segments} SMS billed in total[/]"
-            )
-        elif p.kind == "social":
-            out.print(escape(message.text))
-            out.print(f"[dim]{x_weighted_length(message.text)}/280 weighted characters[/]")
-        elif p.kind == "email":
-            out.print(f"Subject: {escape(message.subject or '')}")
-            out.print(escape(message.text))
-            out.print(f"[dim]html part: {len(message.html or '')} characters[/]")
+        elif len(p.samples) > 1:
+            # One sample per language in use, most common first.
+            for locale, count in p.locales.most_common():
+                out.print(f"[bold]{escape(locale)}[/] — {count} recipient(s):")
+                _show_sample(p, p.samples[locale])
         else:
-            out.print(escape(message.text))
-            out.print(f"[dim]{len(message.text)} characters[/]")
+            _show_sample(p, p.sample)
+        if p.invalid_locales:
+            default = escape(plan.locale)
+            out.print(
+                f"[yellow]{p.invalid_locales} recipient(s) have a locale that is not a language "
+                f"tag such as en or fr-CA; they get the {default} text.[/]"
+            )
         if p.skipped:
             reasons = ", ".join(f"{count} {reason}" for reason, count in p.skipped.items())
             out.print(f"[dim]Not sent to: {escape(reasons)}[/]")
+
+
+def _show_sample(p: ChannelPlan, message: Message) -> None:
+    """One rendered message of a channel, with its length against the channel's limit."""
+    from .limits import social_limit
+
+    if p.kind == "sms":
+        longest = p.longest_sms
+        assert longest is not None
+        out.print(escape(message.text))
+        out.print(
+            f"[dim]{len(message.text)} characters, {longest.encoding}; longest message "
+            f"{longest.segments} segment(s) of max {getattr(p.settings, 'max_segments', '?')}; "
+            f"about {p.total_segments} SMS billed in total[/]"
+        )
+    elif p.kind == "social":
+        rule = social_limit(p.settings.driver)
+        out.print(escape(message.text))
+        out.print(
+            f"[dim]{rule.measure(message.text)}/{rule.maximum} {rule.unit} on {rule.network}[/]"
+        )
+    elif p.kind == "email":
+        out.print(f"Subject: {escape(message.subject or '')}")
+        out.print(escape(message.text))
+        out.print(f"[dim]html part: {len(message.html or '')} characters[/]")
+    else:
+        out.print(escape(message.text))
+        out.print(f"[dim]{len(message.text)} characters[/]")
 
 
 # --- send -----------------------------------------------------------------------

@@ -66,15 +66,24 @@ def babel_locale(key: str) -> babel.Locale:
 WHEN_FORMATS = ("time", "date", "datetime")
 
 
+# CLDR writes (narrow) no-break spaces in times ("12:00\u202fPM", "12 h 00"): outside GSM-7,
+# one of them would turn a whole SMS into UCS-2 and double its segments.
+_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " "})
+
+
 def format_when(value: datetime | date | None, fmt: str, key: str, zone: tzinfo) -> str:
     """A time for people reading ``key``'s language, in ``zone`` (the ``when`` filter).
 
     ``time``: the short time and the zone (``12:00 PM UTC``, ``12:00 UTC`` in fr);
     ``date``: the long date (``22 novembre 2026``); ``datetime``: day, month and time
-    with the zone (``Nov 22, 12:00 PM UTC``).
+    with the zone (``Nov 22, 12:00 PM UTC``). No-break spaces become plain ones.
     """
     if value is None:
         return ""
+    return _format_when(value, fmt, key, zone).translate(_SPACES)
+
+
+def _format_when(value: datetime | date, fmt: str, key: str, zone: tzinfo) -> str:
     locale = babel_locale(key)
     if not isinstance(value, datetime):
         if fmt in ("date", "datetime", "time"):

@@ -53,7 +53,9 @@ class FakeBluesky(FakeServer):
       (uri and cid): 400 otherwise.
     * ``lose_answers=N``: the next N posts are made and their connection closed without
       an answer (a post caught mid-flight).
-    * 429 faults carry ``ratelimit-reset`` (epoch), ``retry_after`` seconds ahead.
+    * ``rate_limited=N``: the next N posts are answered 429; 429s (these and
+      ``fail_status=429`` faults) carry ``ratelimit-reset`` (epoch), ``retry_after``
+      seconds ahead.
 
     ``.posts`` lists the records made, each with its ``uri`` and ``cid``.
     """
@@ -67,9 +69,11 @@ class FakeBluesky(FakeServer):
         app_password: str = DEFAULT_APP_PASSWORD,
         did: str = DEFAULT_DID,
         lose_answers: int = 0,
+        rate_limited: int = 0,
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        self.rate_limited = rate_limited
         self.handle = handle
         self.app_password = app_password
         self.did = did
@@ -163,6 +167,8 @@ class FakeBluesky(FakeServer):
             authorized = header.startswith("Bearer ") and header[7:] in self._tokens
         if not authorized:
             return _error(401, "AuthenticationRequired", "Authentication Required")
+        if self._consume("rate_limited"):
+            return self._fault(429)
         body = request[RECORD_KEY].json or {}
         record = body.get("record") or {}
         if body.get("repo") not in (self.did, self.handle):
@@ -178,9 +184,7 @@ class FakeBluesky(FakeServer):
             uri = f"at://{self.did}/app.bsky.feed.post/{rkey}"
             cid = _cid(uri + record["text"])
             self._posts.append({"uri": uri, "cid": cid, **record})
-            lost = self.lose_answers > 0
-            self.lose_answers -= 1 if lost else 0
-        if lost:
+        if self._consume("lose_answers"):
             # Drop the connection: the post exists, the client never hears of it.
             assert request.transport is not None
             request.transport.close()

@@ -33,7 +33,9 @@ class FakeMastodon(FakeServer):
     * Over ``max_characters``: 422 with Mastodon's message.
     * ``lose_answers=N``: the next N statuses are created, then answered 502 as a
       gateway that lost the instance's answer would (a retry must not post twice).
-    * 429 faults carry ``X-RateLimit-Reset`` as an ISO time, ``retry_after`` seconds ahead.
+    * ``rate_limited=N``: the next N statuses are answered 429; 429s (these and
+      ``fail_status=429`` faults) carry ``X-RateLimit-Reset`` as an ISO time,
+      ``retry_after`` seconds ahead.
 
     ``.statuses`` lists the statuses made, oldest first.
     """
@@ -47,9 +49,11 @@ class FakeMastodon(FakeServer):
         username: str = "acmeshop",
         max_characters: int = 500,
         lose_answers: int = 0,
+        rate_limited: int = 0,
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        self.rate_limited = rate_limited
         self.access_token = access_token
         self.username = username
         self.max_characters = max_characters
@@ -91,6 +95,8 @@ class FakeMastodon(FakeServer):
     async def _post_status(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             return json_response(401, {"error": "The access token is invalid"})
+        if self._consume("rate_limited"):
+            return self._fault(429)
         form = request[RECORD_KEY].form or {}
         text = form.get("status", "")
         if not text.strip():
@@ -129,9 +135,7 @@ class FakeMastodon(FakeServer):
             self._statuses.append(status)
             if key:
                 self._by_key[key] = status
-            lost = self.lose_answers > 0
-            self.lose_answers -= 1 if lost else 0
-        if lost:
+        if self._consume("lose_answers"):
             return web.Response(status=502, text="<html>502 Bad Gateway</html>")
         return json_response(200, status)
 
