@@ -262,6 +262,12 @@ def _show_plan(plan: Plan) -> None:
                 _show_sample(p, p.samples[locale])
         else:
             _show_sample(p, p.sample)
+        if p.kind == "sms" and p.longest_sms is not None:
+            out.print(
+                f"[dim]Longest message {p.longest_sms.segments} segment(s) of max "
+                f"{getattr(p.settings, 'max_segments', '?')}; about {p.total_segments} SMS "
+                "billed in total[/]"
+            )
         if p.invalid_locales:
             default = escape(plan.locale)
             out.print(
@@ -275,16 +281,14 @@ def _show_plan(plan: Plan) -> None:
 
 def _show_sample(p: ChannelPlan, message: Message) -> None:
     """One rendered message of a channel, with its length against the channel's limit."""
-    from .limits import social_limit
+    from .limits import sms_length, social_limit
 
     if p.kind == "sms":
-        longest = p.longest_sms
-        assert longest is not None
+        length = sms_length(message.text)
         out.print(escape(message.text))
         out.print(
-            f"[dim]{len(message.text)} characters, {longest.encoding}; longest message "
-            f"{longest.segments} segment(s) of max {getattr(p.settings, 'max_segments', '?')}; "
-            f"about {p.total_segments} SMS billed in total[/]"
+            f"[dim]{length.characters} characters, {length.encoding}, "
+            f"{length.segments} segment(s)[/]"
         )
     elif p.kind == "social":
         rule = social_limit(p.settings.driver)
