@@ -373,11 +373,15 @@ class Renderer:
     # --- rendering -------------------------------------------------------------
 
     def render_parts(
-        self, channel: str, kind: str, recipient: Recipient | None = None
+        self,
+        channel: str,
+        kind: str,
+        recipient: Recipient | None = None,
+        locale: str | None = None,
     ) -> dict[str, str]:
-        """Every part of a channel's message in the recipient's locale (see ``locale_key``),
-        stripped of surrounding whitespace."""
-        locale = self.locale_key(recipient)
+        """Every part of a channel's message in ``locale`` (a tag key; default: the
+        recipient's, see ``locale_key``), stripped of surrounding whitespace."""
+        locale = locale or self.locale_key(recipient)
         rendered: dict[str, str] = {}
         for part in PARTS[kind]:
             entry = self._part(channel, kind, part, locale)
@@ -468,8 +472,8 @@ class Renderer:
         reply_to: str | None = None,
     ) -> Message:
         """Render and check one message; ``LimitError`` if it does not fit its channel."""
-        parts = self.render_parts(channel, kind, recipient)
         locale = self.locale_key(recipient)
+        parts = self.render_parts(channel, kind, recipient, locale)
         files = {
             part: str(self._parts[(channel, part, locale)].template.filename) for part in parts
         }
