@@ -195,7 +195,8 @@ def check() -> None:
 
 
 def _check_templates(announcer: Announcer) -> None:
-    """Render every channel at every status with sample data, to catch template mistakes."""
+    """Render every channel at every status, in every language that has templates, with
+    sample data, to catch template mistakes."""
     from datetime import UTC, datetime, timedelta
 
     from .models import PER_RECIPIENT_KINDS, Incident, Recipient
@@ -214,7 +215,8 @@ def _check_templates(announcer: Announcer) -> None:
         for name in announcer.config.channels:
             kind = announcer.kind_of(name)
             person = sample if kind in PER_RECIPIENT_KINDS else None
-            renderer.render_parts(name, kind, person)
+            for locale in renderer.template_locales():
+                renderer.render_parts(name, kind, person, locale)
 
 
 # --- preview --------------------------------------------------------------------

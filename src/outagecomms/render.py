@@ -292,6 +292,11 @@ class Renderer:
             key = self._locale_keys[cell] = normalise_locale(cell)
         return key is None
 
+    def template_locales(self) -> list[str]:
+        """``organization.locale`` and every locale some templates folder has a folder for."""
+        found = {key for folders in self.env.locale_folders.values() for key in folders}
+        return [self.default_locale, *sorted(found - {self.default_locale})]
+
     # --- templates -------------------------------------------------------------
 
     def candidates(

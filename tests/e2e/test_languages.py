@@ -84,3 +84,11 @@ def test_sandbox_sends_each_person_their_language(run: Run, tmp_path: Path) -> N
     assert "Störung: Mail is down" in by_number["+12015550106"]
     [post] = (outbox / "social").iterdir()
     assert "Störung: Mail is down" in post.read_text(encoding="utf-8")
+
+
+def test_check_finds_a_mistake_in_any_language(run: Run, tmp_path: Path) -> None:
+    setup(tmp_path)
+    (tmp_path / "templates" / "fr" / "sms.txt.j2").write_text("Panne {{ incident.titre }}")
+    result = run("check")
+    assert result.returncode == 2
+    assert "fr" in result.stderr and "sms.txt.j2" in result.stderr and "titre" in result.stderr

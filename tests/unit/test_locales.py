@@ -276,3 +276,12 @@ def test_bad_organization_keys_are_config_errors(
 ) -> None:
     with pytest.raises(ConfigError, match=problem):
         load_config(configure(tmp_path, organization))
+
+
+def test_every_language_with_templates_is_known(tmp_path: Path) -> None:
+    config = configure(tmp_path, ", locale: de")
+    write(tmp_path / "templates" / "fr_CA", "sms.txt.j2", "x")
+    write(tmp_path / "templates" / "es", "sms.txt.j2", "x")
+    locales = Renderer(load_config(config), INCIDENT).template_locales()
+    assert locales[0] == "de" and {"fr-ca", "es"} <= set(locales)
+    assert len(locales) == len(set(locales))
