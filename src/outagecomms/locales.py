@@ -4,7 +4,8 @@ Tags are matched case-insensitively with ``_`` equal to ``-`` (``fr_ca``, ``FR-C
 ``fr-CA`` are one tag), so both are reduced to one key: lower case, ``-`` between subtags.
 A tag is valid when it is well formed (BCP 47's shape: a 2-3 letter language, then subtags)
 and Babel knows its language, because Babel formats its times; anything else is invalid
-and the caller falls back to ``organization.locale``.
+and the caller falls back to ``organization.locale``. Times are formatted for the longest
+prefix of the tag that Babel knows (``fr-XK`` as ``fr``, ``en-US-x-shop`` as ``en-US``).
 
 A tag's fallbacks drop one subtag at a time: ``zh-hant-tw``, ``zh-hant``, ``zh``.
 """
@@ -25,13 +26,19 @@ _WELL_FORMED = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
 def normalise_locale(tag: str) -> str | None:
     """The key of a language tag (``fr_CA`` -> ``fr-ca``), or None when it is invalid."""
     key = tag.strip().replace("_", "-").lower()
-    if not _WELL_FORMED.fullmatch(key):
-        return None
-    try:
-        babel.Locale.parse(key, sep="-")
-    except (ValueError, babel.UnknownLocaleError):
+    if not _WELL_FORMED.fullmatch(key) or _known_prefix(key) is None:
         return None
     return key
+
+
+def _known_prefix(key: str) -> babel.Locale | None:
+    """Babel's locale for the longest prefix of ``key`` it knows, or None."""
+    for candidate in fallbacks(key):
+        try:
+            return babel.Locale.parse(candidate, sep="-")
+        except (ValueError, babel.UnknownLocaleError):
+            continue
+    return None
 
 
 def fallbacks(key: str) -> list[str]:
@@ -57,8 +64,10 @@ def display_locale(key: str) -> str:
 
 @cache
 def babel_locale(key: str) -> babel.Locale:
-    """The Babel locale of a valid key."""
-    return babel.Locale.parse(key, sep="-")
+    """The Babel locale of a valid key (of its longest prefix Babel knows)."""
+    locale = _known_prefix(key)
+    assert locale is not None, key  # normalise_locale accepted it
+    return locale
 
 
 #: ``when`` formats by name; anything else is a CLDR pattern (``EEEE d MMMM``) or, with a

@@ -212,11 +212,17 @@ async def test_bad_request_fails_without_retry(router: respx.MockRouter, sky: Bl
     assert "Record/text must not be longer" in (outcome.error or "")
 
 
-async def test_server_errors_are_retried(router: respx.MockRouter, sky: BlueskyPosts) -> None:
+@pytest.mark.parametrize(
+    ("status", "retried"), [(503, True), (502, True), (409, True), (413, False)]
+)
+async def test_which_errors_are_retried(
+    router: respx.MockRouter, sky: BlueskyPosts, status: int, retried: bool
+) -> None:
     router.post(SESSION).respond(200, json=session_body())
-    router.post(CREATE).respond(503, json={"error": "Unavailable"})
+    router.post(CREATE).respond(status, json={"error": "Oops", "message": "no"})
     [outcome] = await sky.send([message()])
-    assert outcome.retryable and outcome.code == "503"
+    assert outcome.state == "failed" and outcome.retryable is retried
+    assert outcome.code == str(status) and not outcome.fatal
 
 
 async def test_a_post_caught_mid_flight_reaches_the_announcer_as_httpx_error(

@@ -56,6 +56,8 @@ def sms(renderer: Renderer, locale: str | None) -> str:
         (" de ", "de"),
         ("zh_Hant_TW", "zh-hant-tw"),
         ("es-419", "es-419"),
+        ("fr-XK", "fr-xk"),  # Babel has no fr-XK: its times are written as in fr
+        ("en-US-x-shop", "en-us-x-shop"),
     ],
 )
 def test_tags_are_matched_case_insensitively_with_underscores(tag: str, key: str) -> None:
@@ -241,6 +243,12 @@ def test_when_formats_for_the_locale_in_the_organization_zone(
     locale: str, zone: str, fmt: str, shown: str
 ) -> None:
     assert format_when(ETA, fmt, locale, ZoneInfo(zone)) == shown
+
+
+def test_when_uses_the_longest_prefix_babel_knows() -> None:
+    utc = ZoneInfo("UTC")
+    assert format_when(ETA, "date", "fr-xk", utc) == format_when(ETA, "date", "fr", utc)
+    assert format_when(ETA, "time", "en-us-x-shop", utc) == "12:00 PM UTC"
 
 
 def test_when_keeps_sms_in_gsm7() -> None:

@@ -18,8 +18,7 @@ request object is given the channel's shared ``httpx.AsyncClient`` (aiohttp tran
 * Bluesky has no idempotency key: a post whose answer was lost stays ``unknown`` (the
   httpx error is re-raised for the announcer to classify, as for every channel).
 * 401/403: the app password (or session) is refused: fatal. 429: retried when the limit
-  resets (``Retry-After`` or ``ratelimit-reset``). 5xx, 409 and 502: retried. Other 4xx:
-  failed.
+  resets (``Retry-After`` or ``ratelimit-reset``). 5xx and 409: retried. Other 4xx: failed.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ import httpx
 from atproto_client import AsyncClient, models
 from atproto_client.client.session import Session, SessionEvent
 from atproto_client.exceptions import (
-    NetworkError,
     RateLimitExceededError,
     RequestErrorBase,
     UnauthorizedError,
@@ -204,7 +202,9 @@ class BlueskyPosts(HttpChannel):
             return Outcome.failed(
                 short(f"HTTP 429: {detail}"), code=429, retryable=True, retry_after=wait
             )
-        retryable = isinstance(exc, NetworkError) or is_transient_status(status)
+        # atproto raises 409 (a repository write raced another) as a network error: worth
+        # retrying, as 5xx is; 413 (too large) and other 4xx will not change.
+        retryable = status == 409 or is_transient_status(status)
         return Outcome.failed(short(f"HTTP {status}: {detail}"), code=status, retryable=retryable)
 
     # --- check -----------------------------------------------------------------
