@@ -94,8 +94,9 @@ def test_an_incident_threads_on_both_networks(
 ) -> None:
     setup(tmp_path, mastodon, bluesky)
     env = secrets()
-    first = run("send", "incident.yaml", "--yes", env=env)
+    first = run("--verbose", "send", "incident.yaml", "--yes", env=env)  # the debug log too
     assert first.returncode == 0, first.stdout + first.stderr
+    assert "DEBUG" in first.stderr
     write_incident(tmp_path, "resolved", "All mail has gone out.")
     second = run("send", "incident.yaml", "--yes", env=env)
     assert second.returncode == 0, second.stdout + second.stderr
