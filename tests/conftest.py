@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.pg import PostgresServer, postgres_server
+
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -14,3 +16,10 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.upper().startswith("OUTAGECOMMS_"):
             monkeypatch.delenv(name)
     yield
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the whole session (see tests/pg.py)."""
+    with postgres_server() as server:
+        yield server

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
         OutageCommsError,
         TemplateError,
     )
-    from .ledger import Ledger
     from .models import Incident, Message, Outcome, Recipient
     from .result import ChannelResult, Failure, Result
+    from .store import Ledger
 
 __version__ = "0.1.0"
 
@@ -54,7 +54,7 @@ _EXPORTS: dict[str, str] = {
     "LimitError": ".errors",
     "OutageCommsError": ".errors",
     "TemplateError": ".errors",
-    "Ledger": ".ledger",
+    "Ledger": ".store",
     "Incident": ".models",
     "Message": ".models",
     "Outcome": ".models",

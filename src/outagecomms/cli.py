@@ -335,6 +335,8 @@ def send(
         plan = announcer.preflight(
             incident, channel, audience=audience, credentials=not (dry_run or sandbox)
         )
+        if not dry_run:
+            announcer.open_store(sandbox=sandbox).close()  # a ledger that cannot open: exit 2 now
     _show_plan(plan)
     if dry_run:
         out.print("\n[bold]Dry run:[/] nothing was sent or recorded.")
@@ -502,21 +504,18 @@ def ledger(
     output: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
 ) -> None:
     """Show every delivery recorded in the ledger."""
-    from .ledger import Ledger
-
     if output not in ("table", "json", "csv"):
         err.print(
             f"[bold red]Error:[/] --format must be table, json or csv, not '{escape(output)}'",
             soft_wrap=True,
         )
         raise typer.Exit(2)
-    with _errors():
-        announcer = _announcer()
-        path = announcer.config.ledger_path
     rows = []
-    if path.exists():
-        with Ledger(path) as book:
-            rows = [row.as_dict() for row in book.rows(incident_id)]
+    with _errors():
+        book = _announcer().view_store()
+        if book is not None:
+            with book:
+                rows = [row.as_dict() for row in book.rows(incident_id)]
     if output == "json":
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     elif output == "csv":
@@ -564,18 +563,18 @@ def report(
     incident_id: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident's id.")],
 ) -> None:
     """Per-channel counts and timings for every announcement of an incident."""
-    from .ledger import Ledger
-
     with _errors():
         announcer = _announcer()
-        path = announcer.config.ledger_path
-    if not path.exists():
-        err.print(
-            f"[bold red]Error:[/] nothing recorded yet ({path} does not exist)", soft_wrap=True
-        )
-        raise typer.Exit(2)
-    with Ledger(path) as book:
-        lines = book.report(incident_id)
+        book = announcer.view_store()
+        if book is None:
+            err.print(
+                f"[bold red]Error:[/] nothing recorded yet ({escape(announcer.config.ledger)}"
+                " does not exist)",
+                soft_wrap=True,
+            )
+            raise typer.Exit(2)
+        with book:
+            lines = book.report(incident_id)
     if not lines:
         err.print(
             f"[bold red]Error:[/] no deliveries recorded for incident '{escape(incident_id)}'",

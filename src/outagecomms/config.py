@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -312,16 +313,6 @@ class Config(BaseModel):
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else self.root / path
 
-    @property
-    def ledger_path(self) -> Path:
-        match = re.fullmatch(r"sqlite:///(.+)", self.ledger)
-        if not match:
-            raise ConfigError(
-                f"{self.path}: ledger '{self.ledger}' is not supported yet; "
-                "use sqlite:///path/to/ledger.db"
-            )
-        return self.resolve(Path(match.group(1)))
-
     @field_validator("default_region")
     @classmethod
     def _region(cls, value: str) -> str:
@@ -371,6 +362,7 @@ def load_config(path: str | Path | None = None) -> Config:
     file = config_path(path)
     doc = load_yaml(file, ConfigError, "config file (create one with 'outagecomms init')")
     _refuse_literal_secrets(doc)
+    _refuse_ledger_password(doc)
     env_files = [p for p in {file.parent / ".env", Path(".env")} if p.is_file()]
     overrides = _EnvOverrides(_env_file=env_files or None).model_dump(exclude_unset=True)
     data = _deep_merge(doc.data, overrides)
@@ -386,6 +378,7 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(doc.describe(exc)) from None
     for settings in config.channels.values():
         _register_secrets(settings)
+    register_secret(_dsn_password(config.ledger))
     return config
 
 
@@ -425,6 +418,24 @@ def _channel_settings(
             if hint:
                 message += f"; did you mean '{hint[0]}'?"
         raise ConfigError(message) from None
+
+
+def _dsn_password(url: object) -> str | None:
+    """The password of a ``postgresql://user:password@host/db`` ledger URL, if it has one."""
+    try:
+        return urlsplit(str(url)).password
+    except ValueError:
+        return None
+
+
+def _refuse_ledger_password(doc: YamlDocument) -> None:
+    """A database password in channels.yaml would end up in every copy of the file."""
+    if _dsn_password(doc.data.get("ledger")):
+        raise ConfigError(
+            f"{doc.where(('ledger',))}: the ledger URL holds a password, which must not be "
+            f"written in {doc.path.name}; remove it and set PGPASSWORD (or the whole URL as "
+            f"{ENV_PREFIX}LEDGER) in the environment or in a .env file"
+        )
 
 
 def _refuse_literal_secrets(doc: YamlDocument) -> None:

@@ -9,8 +9,10 @@ Every error the package raises on purpose derives from ``OutageCommsError``::
     │   ├── AudienceError      the audience file (a missing file, no usable column)
     │   ├── TemplateError      a missing template, a syntax error, an undefined variable
     │   └── LimitError         a rendered message over a channel's limit (segments, 280, ...)
-    └── DeliveryError          a provider refused or failed a delivery; carries ``channel``,
-                               ``code`` and ``retryable``
+    ├── DeliveryError          a provider refused or failed a delivery; carries ``channel``,
+    │                          ``code`` and ``retryable``
+    └── StoreError             the ledger stopped answering during a run (exit 1); a ledger
+                               that cannot be opened at all is a ``ConfigError``
 
 Messages are one line, say which file/key/line is wrong and what to do next,
 and never contain a secret (they pass through ``outagecomms.redact``).
@@ -65,3 +67,13 @@ class DeliveryError(OutageCommsError):
         self.channel = channel
         self.code = code
         self.retryable = retryable
+
+
+class StoreError(OutageCommsError):
+    """The ledger failed while a run was using it (a lost database, a full disk).
+
+    The run stops taking new messages and records nothing it does not know; a
+    re-run resumes (rows caught in flight become ``unknown`` after their lease).
+    """
+
+    exit_code = 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .ledger import STATES
 from .models import Incident, Kind
+from .store.records import STATES
 
 
 @dataclass(slots=True)

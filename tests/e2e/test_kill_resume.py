@@ -41,6 +41,12 @@ KILL_RUNS = int(os.environ.get("KILL_RESUME_RUNS", "5"))
 SEED = os.environ.get("KILL_RESUME_SEED", "0")
 PEOPLE = 140  # about 120 SMS and 125 emails, plus the post, the banner and the team message
 SMS_IN_FLIGHT = 20  # the sms channel's concurrency in channels_yaml
+# A killed sender's rows stay "sending" until its lease expires: short here, 30 s by default.
+LEASE = {"OUTAGECOMMS_LEASE_SECONDS": "1"}
+
+
+def outlive_the_lease() -> None:
+    time.sleep(float(LEASE["OUTAGECOMMS_LEASE_SECONDS"]) + 0.2)
 
 
 @pytest.fixture
@@ -124,6 +130,7 @@ def test_kill_at_a_random_moment_then_resume_sends_the_rest_once(
 ) -> None:
     rng = random.Random(f"{SEED}-{iteration}")
     env, phones, emails = prepare(shop, fakes, people=PEOPLE)
+    env |= LEASE
     for fake in fakes.all:
         fake.latency = 0.02
     # Requests of a whole run, at the least: one per SMS, the post, the team message and
@@ -144,6 +151,7 @@ def test_kill_at_a_random_moment_then_resume_sends_the_rest_once(
     sending.kill()
     finish(sending, 30)
     killed_after = received(fakes)
+    outlive_the_lease()
 
     resumed = run("send", INVESTIGATING, "--yes", cwd=shop, env=env)
     where = f"killed {moment} ({killed_after} received):\n{resumed.stdout}{resumed.stderr}"
@@ -231,6 +239,7 @@ def test_after_a_kill_only_retry_unknown_resends_the_unknown_ones(
     run: Run, shop: Path, fakes: FakeProviders
 ) -> None:
     env, phones, _ = prepare(shop, fakes, people=PEOPLE)
+    env |= LEASE
     fakes.twilio.latency = 2.0
 
     sending = start_send(shop, env, "--channel", "sms")
@@ -238,6 +247,7 @@ def test_after_a_kill_only_retry_unknown_resends_the_unknown_ones(
     time.sleep(0.5)  # the 20 requests are on their way: the fake answers each after 2 s
     sending.kill()
     finish(sending, 30)
+    outlive_the_lease()
     fakes.twilio.latency = 0
 
     resumed = run("send", INVESTIGATING, "--yes", "--channel", "sms", cwd=shop, env=env)

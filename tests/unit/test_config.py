@@ -13,6 +13,7 @@ from outagecomms.config import (
     require_credentials,
 )
 from outagecomms.redact import redact
+from outagecomms.store import open_store, sqlite_path
 
 ROOT = Path(__file__).parents[2]
 
@@ -35,7 +36,7 @@ def test_example_config_loads() -> None:
     # The fallback inherits the keys of its channel that it understands.
     assert email.fallback.from_ == "outage@shop.example"
     assert config.audience == Path("examples/audience.csv")
-    assert config.ledger_path == ROOT / ".outagecomms/ledger.db"
+    assert sqlite_path(config.ledger, config.root) == ROOT / ".outagecomms/ledger.db"
 
 
 def test_environment_sets_secrets_and_overrides(
@@ -117,9 +118,9 @@ def test_missing_config_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_unsupported_ledger_url(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, "ledger: postgresql://db/outage\n"))
-    with pytest.raises(ConfigError, match="sqlite:///"):
-        _ = config.ledger_path
+    config = load_config(write(tmp_path, "ledger: mysql://db/outage\n"))
+    with pytest.raises(ConfigError, match=r"sqlite:///.*postgresql://"):
+        open_store(config.ledger, base_dir=config.root)
 
 
 def test_missing_credentials_name_the_variable(tmp_path: Path) -> None:

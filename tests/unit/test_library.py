@@ -114,7 +114,7 @@ def test_a_ledger_that_cannot_be_written_stops_the_channel_not_the_run(
 ) -> None:
     import sqlite3
 
-    from outagecomms.ledger import Ledger
+    from outagecomms.store import Ledger
 
     finish = Ledger.finish
     calls = 0

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from aiohttp import web
 
-from outagecomms.announcer import _Breaker, _network_failure
 from outagecomms.channels.base import make_http_client, retry_after
 from outagecomms.models import Outcome
+from outagecomms.run.retry import Breaker, network_failure
 from tests.fakes import closed_port
 
 
@@ -50,7 +50,7 @@ async def _failure(url: str, timeout: float = 2.0) -> BaseException:
 
 
 async def test_a_refused_connection_is_retried() -> None:
-    outcome = _network_failure(await _failure(f"http://127.0.0.1:{closed_port()}/"))
+    outcome = network_failure(await _failure(f"http://127.0.0.1:{closed_port()}/"))
     assert (outcome.state, outcome.retryable, outcome.code) == ("failed", True, "connect")
 
 
@@ -62,7 +62,7 @@ async def test_a_connection_dropped_after_the_request_is_unknown_not_retried() -
     finally:
         await runner.cleanup()
     assert isinstance(exc, httpx.ConnectTimeout)
-    outcome = _network_failure(exc)
+    outcome = network_failure(exc)
     assert outcome.state == "unknown" and not outcome.retryable
 
 
@@ -76,11 +76,11 @@ async def test_a_read_timeout_is_unknown() -> None:
         exc = await _failure(f"http://127.0.0.1:{port}/", timeout=0.2)
     finally:
         await runner.cleanup()
-    assert _network_failure(exc).state == "unknown"
+    assert network_failure(exc).state == "unknown"
 
 
 def test_a_base_url_that_is_not_http_stops_the_channel() -> None:
-    outcome = _network_failure(httpx.UnsupportedProtocol("ftp://x"))
+    outcome = network_failure(httpx.UnsupportedProtocol("ftp://x"))
     assert outcome.state == "failed" and outcome.fatal and not outcome.retryable
 
 
@@ -98,7 +98,7 @@ def _transient() -> Outcome:
 
 
 def test_the_breaker_counts_provider_calls_not_messages() -> None:
-    breaker = _Breaker(threshold=3)
+    breaker = Breaker(threshold=3)
     breaker.record([_transient()] * 1000)  # one refused SendGrid batch
     assert not breaker.open
     breaker.record([_transient()])

@@ -1,23 +1,27 @@
+"""Deliveries: planning, claiming, recording, crash recovery by lease, on every engine."""
+
 from __future__ import annotations
 
 import json
 import os
 import signal
-import sqlite3
+import socket
 import subprocess
 import sys
-from pathlib import Path
+import time
 
 import pytest
 
-from outagecomms import Ledger, Outcome
+from outagecomms import Outcome
+
+from .conftest import OpenStore
 
 KEY, INCIDENT = "mail-down/investigating", "mail-down"
 PEOPLE = [f"+1201555{n:04d}" for n in range(50)]
 
 
-def test_rows_start_pending_and_are_claimed_once(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "ledger.db") as ledger:
+def test_rows_start_pending_and_are_claimed_once(open_at: OpenStore) -> None:
+    with open_at() as ledger:
         ledger.add_pending(KEY, INCIDENT, "sms", PEOPLE)
         ledger.add_pending(KEY, INCIDENT, "sms", PEOPLE)  # planning twice changes nothing
         assert ledger.counts(KEY, "sms")["pending"] == 50
@@ -26,8 +30,8 @@ def test_rows_start_pending_and_are_claimed_once(tmp_path: Path) -> None:
         assert ledger.counts(KEY, "sms")["sending"] == 20
 
 
-def test_sent_rows_are_never_claimed_again(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "ledger.db") as ledger:
+def test_sent_rows_are_never_claimed_again(open_at: OpenStore) -> None:
+    with open_at() as ledger:
         ledger.add_pending(KEY, INCIDENT, "sms", PEOPLE[:3])
         claimed = ledger.claim(KEY, "sms", PEOPLE[:3])
         failed = Outcome.failed("Attempt to send to unsubscribed recipient", code=21610)
@@ -47,14 +51,13 @@ def test_sent_rows_are_never_claimed_again(tmp_path: Path) -> None:
         assert row.provider == "twilio"
 
 
-def test_announcements_and_modes_are_separate(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db"
-    with Ledger(path, mode="sandbox") as sandbox:
+def test_announcements_and_modes_are_separate(open_at: OpenStore) -> None:
+    with open_at("sandbox") as sandbox:
         sandbox.add_pending(KEY, INCIDENT, "sms", PEOPLE[:1])
         sandbox.finish(
             KEY, "sms", [(c, Outcome.sent()) for c in sandbox.claim(KEY, "sms", PEOPLE[:1])]
         )
-    with Ledger(path) as live:
+    with open_at() as live:
         # A rehearsal in the sandbox never counts as a real delivery.
         live.add_pending(KEY, INCIDENT, "sms", PEOPLE[:1])
         assert live.claim(KEY, "sms", PEOPLE[:1]) == PEOPLE[:1]
@@ -68,8 +71,8 @@ def test_announcements_and_modes_are_separate(tmp_path: Path) -> None:
     ]
 
 
-def test_latest_post_for_threads(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "ledger.db") as ledger:
+def test_latest_post_for_threads(open_at: OpenStore) -> None:
+    with open_at() as ledger:
         assert ledger.latest_post(INCIDENT, "social") is None
         for key, post in ((KEY, "100"), (f"{INCIDENT}/identified", "200")):
             ledger.add_pending(key, INCIDENT, "social", ["-"])
@@ -82,9 +85,8 @@ def test_latest_post_for_threads(tmp_path: Path) -> None:
 
 CRASHER = """
 import os, sys
-from pathlib import Path
-from outagecomms import Ledger
-ledger = Ledger(Path(sys.argv[1]))
+from outagecomms.store import open_store
+ledger = open_store(sys.argv[1])
 people = sys.argv[2:]
 ledger.add_pending("mail-down/investigating", "mail-down", "sms", people)
 print(len(ledger.claim("mail-down/investigating", "sms", people)), flush=True)
@@ -92,14 +94,23 @@ os.kill(os.getpid(), 9)  # a crash right after marking the rows 'sending'
 """
 
 
-def test_crash_leaves_sending_rows_that_become_unknown(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db"
+def crash_while_sending(url: str) -> None:
+    """A sender killed right after claiming five rows."""
     proc = subprocess.run(
-        [sys.executable, "-c", CRASHER, str(path), *PEOPLE[:5]], capture_output=True, text=True
+        [sys.executable, "-c", CRASHER, url, *PEOPLE[:5]], capture_output=True, text=True
     )
-    assert proc.returncode == -signal.SIGKILL and proc.stdout.strip() == "5"
-    with Ledger(path) as ledger:
-        assert ledger.counts(KEY, "sms")["sending"] == 5
+    assert proc.returncode == -signal.SIGKILL and proc.stdout.strip() == "5", proc.stderr
+
+
+def test_a_crashed_senders_rows_become_unknown_once_its_lease_expires(
+    url: str, open_at: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTAGECOMMS_LEASE_SECONDS", "0.5")
+    crash_while_sending(url)
+    with open_at() as ledger:
+        # Within the lease the sender may be alive: its rows are in flight.
+        assert ledger.recovered == 0 and ledger.counts(KEY, "sms")["sending"] == 5
+        time.sleep(0.6)
         assert ledger.recover_crashed() == 5
         assert ledger.counts(KEY, "sms")["unknown"] == 5
         # Unknown rows are not sent again unless the operator asks.
@@ -107,18 +118,62 @@ def test_crash_leaves_sending_rows_that_become_unknown(tmp_path: Path) -> None:
         assert ledger.claim(KEY, "sms", PEOPLE[:5], retry_unknown=True) == PEOPLE[:5]
 
 
-def test_a_live_process_keeps_its_sending_rows(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "ledger.db") as mine, Ledger(tmp_path / "ledger.db") as other:
+def test_opening_the_store_after_the_lease_recovers_crashed_rows(
+    url: str, open_at: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTAGECOMMS_LEASE_SECONDS", "0.3")
+    crash_while_sending(url)
+    time.sleep(0.4)
+    with open_at() as ledger:
+        assert ledger.recovered == 5
+        row = next(iter(ledger.rows()))
+        assert row.state == "unknown" and "may or may not" in (row.error or "")
+
+
+def test_a_reused_pid_or_a_new_hostname_does_not_keep_rows_sending(
+    url: str, open_at: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crashed sender's pid now belongs to us (pid 1 in a container), and the machine
+    was renamed: neither matters, only the lease does."""
+    monkeypatch.setenv("OUTAGECOMMS_LEASE_SECONDS", "0.3")
+    crash_while_sending(url)
+    with open_at() as reader:
+        pid = reader.fetch("SELECT pid FROM leases")
+    assert len(pid) == 1
+    monkeypatch.setattr(os, "getpid", lambda: int(pid[0][0]))
+    monkeypatch.setattr(socket, "gethostname", lambda: "renamed-host")
+    time.sleep(0.4)
+    with open_at() as ledger:
+        assert ledger.recovered == 5
+        assert ledger.counts(KEY, "sms")["sending"] == 0
+
+
+def test_a_live_sender_keeps_its_rows_past_the_lease_age(
+    open_at: OpenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTAGECOMMS_LEASE_SECONDS", "0.3")
+    with open_at() as mine, open_at() as other:
         mine.add_pending(KEY, INCIDENT, "sms", PEOPLE[:2])
         mine.claim(KEY, "sms", PEOPLE[:2])
-        assert other.recover_crashed() == 0  # this process is alive: its rows are in flight
+        time.sleep(0.8)  # the heartbeat keeps the lease fresh
+        assert other.recover_crashed() == 0
+        assert other.counts(KEY, "sms")["sending"] == 2
+
+
+def test_a_sender_that_closes_gives_its_lease_back(open_at: OpenStore) -> None:
+    with open_at() as ledger:
+        ledger.add_pending(KEY, INCIDENT, "sms", PEOPLE[:1])
+        ledger.claim(KEY, "sms", PEOPLE[:1])
+        assert len(ledger.fetch("SELECT owner FROM leases")) == 1
+    with open_at() as reader:
+        assert reader.fetch("SELECT owner FROM leases") == []
 
 
 CLAIMER = """
 import json, sys
-from pathlib import Path
-from outagecomms import Ledger, Outcome
-ledger = Ledger(Path(sys.argv[1]))
+from outagecomms import Outcome
+from outagecomms.store import open_store
+ledger = open_store(sys.argv[1])
 people = json.loads(sys.argv[2])
 got = []
 for start in range(0, len(people), 7):
@@ -131,13 +186,12 @@ print(json.dumps(got))
 """
 
 
-def test_two_processes_never_claim_the_same_row(tmp_path: Path) -> None:
+def test_two_processes_never_claim_the_same_row(url: str, open_at: OpenStore) -> None:
     people = [f"p{n}@example.com" for n in range(400)]
-    path = tmp_path / "ledger.db"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", CLAIMER, str(path), json.dumps(people)],
+            [sys.executable, "-c", CLAIMER, url, json.dumps(people)],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
@@ -147,12 +201,12 @@ def test_two_processes_never_claim_the_same_row(tmp_path: Path) -> None:
     claimed = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert sorted(claimed[0] + claimed[1]) == sorted(people)
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT COUNT(*), SUM(attempts) FROM deliveries").fetchone() == (400, 400)
+    with open_at() as ledger:
+        assert ledger.fetch("SELECT COUNT(*), SUM(attempts) FROM deliveries") == [(400, 400)]
 
 
-def test_a_transaction_commits_its_calls_together_or_not_at_all(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "ledger.db") as ledger, Ledger(tmp_path / "ledger.db") as other:
+def test_a_transaction_commits_its_calls_together_or_not_at_all(open_at: OpenStore) -> None:
+    with open_at() as ledger, open_at() as other:
         ledger.add_pending(KEY, INCIDENT, "sms", PEOPLE[:3])
         with ledger.transaction():
             ledger.claim(KEY, "sms", PEOPLE[:1])
