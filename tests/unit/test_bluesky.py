@@ -236,6 +236,20 @@ async def test_a_post_caught_mid_flight_reaches_the_announcer_as_httpx_error(
         await sky.send([message()])
 
 
+async def test_a_login_that_got_no_answer_is_retried(
+    router: respx.MockRouter, sky: BlueskyPosts
+) -> None:
+    """Logging in again posts nothing, so unlike a post it is never ``unknown``."""
+    login = router.post(SESSION).mock(
+        side_effect=[httpx.ReadTimeout("no answer"), httpx.Response(200, json=session_body())]
+    )
+    router.post(CREATE).respond(200, json={"uri": URI1, "cid": CID1})
+    [first] = await sky.send([message()])
+    assert first.state == "failed" and first.retryable and "to log in" in (first.error or "")
+    [second] = await sky.send([message()])
+    assert second.state == "sent" and len(login.calls) == 2
+
+
 async def test_session_tokens_are_redacted_once_received(
     router: respx.MockRouter, sky: BlueskyPosts
 ) -> None:

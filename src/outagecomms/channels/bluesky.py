@@ -42,7 +42,7 @@ from atproto_client.utils import detect_facets
 from ..config import BlueskySettings, env_name, require_credentials
 from ..errors import ConfigError
 from ..models import Message, Outcome
-from ..redact import redact, register_secret
+from ..redact import register_secret
 from .base import CheckResult, HttpChannel, is_transient_status, short
 
 
@@ -173,15 +173,21 @@ class BlueskyPosts(HttpChannel):
         return Outcome.sent(PostRef(created.uri, created.cid, *root).provider_id())
 
     def _failure(self, exc: RequestErrorBase, *, login: bool = False) -> Outcome:
-        """An error answer as an outcome; a transport error is re-raised as the httpx
-        exception behind it, which the announcer classifies (refused: retried; lost
-        answer: ``unknown``)."""
+        """An error answer as an outcome. A transport error of a post is re-raised as the
+        httpx exception behind it, which the announcer classifies (refused: retried; lost
+        answer: ``unknown``); one of a login is retried, since logging in again posts
+        nothing."""
         response = exc.response
         if response is None:
             cause = exc.__cause__
-            if isinstance(cause, httpx.HTTPError):
+            if isinstance(cause, httpx.HTTPError) and not login:
                 raise cause
-            return Outcome.failed(short(f"Bluesky: {exc}"), code="network", retryable=True)
+            problem = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+            return Outcome.failed(
+                short(f"cannot reach {self.base_url} to log in ({problem})"),
+                code="network",
+                retryable=True,
+            )
         status = response.status_code
         detail = short(str(exc), 200)
         if isinstance(exc, UnauthorizedError):
@@ -217,8 +223,4 @@ class BlueskyPosts(HttpChannel):
             outcome = refused.outcome
             status = "refused" if outcome.fatal else "error"
             return CheckResult(status, outcome.error or "refused")
-        except httpx.HTTPError as exc:
-            return CheckResult(
-                "error", redact(f"cannot reach {self.base_url}: {exc}") or "network error"
-            )
         return CheckResult("accepted", f"authenticated as @{self.settings.handle} ({did})")
