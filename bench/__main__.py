@@ -1,4 +1,4 @@
-"""``python -m bench [fanout|overhead|startup|memory|all] [--n N] [--latency S] [--concurrency C]``
+"""``python -m bench [fanout|overhead|startup|memory|senders|all] [--n N] [--latency S] ...``
 
 Run ``python -m bench --help`` for every option.
 """
@@ -23,15 +23,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "what",
         nargs="?",
         default="all",
-        choices=["fanout", "overhead", "startup", "memory", "all"],
+        choices=["fanout", "overhead", "startup", "memory", "senders", "all"],
     )
     parser.add_argument(
         "--n", type=int, default=None, help="recipients (fanout/overhead: 20,000; memory: 1M)"
     )
     parser.add_argument(
-        "--latency", type=float, default=0.05, help="fake provider latency, s (0.05)"
+        "--latency", type=float, default=None, help="fake provider latency, s (0.05; senders: 0.2)"
     )
-    parser.add_argument("--concurrency", type=int, default=50, help="SMS requests in flight (50)")
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="SMS requests in flight (50; senders: 16)"
+    )
     parser.add_argument(
         "--email-n", type=int, default=100_000, help="fanout: emails, same content (100,000)"
     )
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     results: dict[str, Any] = {}
-    todo = ["startup", "overhead", "fanout", "memory"] if args.what == "all" else [args.what]
+    every = ["startup", "overhead", "fanout", "senders", "memory"]
+    todo = every if args.what == "all" else [args.what]
     for what in todo:
         if what == "fanout":
             from . import fanout
@@ -79,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             results["fanout"] = fanout.run(
                 fanout.Options(
                     n=args.n or 20_000,
-                    latency=args.latency,
-                    concurrency=args.concurrency,
+                    latency=args.latency or 0.05,
+                    concurrency=args.concurrency or 50,
                     email_n=args.email_n,
                     email_concurrency=args.email_concurrency,
                     names_n=args.names_n,
@@ -92,11 +95,23 @@ def main(argv: list[str] | None = None) -> int:
         elif what == "overhead":
             from . import overhead
 
-            results["overhead"] = overhead.run(n=args.n or 20_000, concurrency=args.concurrency)
+            results["overhead"] = overhead.run(
+                n=args.n or 20_000, concurrency=args.concurrency or 50
+            )
         elif what == "startup":
             from . import startup
 
             results["startup"] = startup.run(repeat=args.repeat)
+        elif what == "senders":
+            from . import senders
+
+            results["senders"] = senders.run(
+                senders.Options(
+                    n=args.n or 4000,
+                    latency=args.latency or 0.2,
+                    concurrency=args.concurrency or 16,
+                )
+            )
         elif what == "memory":
             from . import memory
 

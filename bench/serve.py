@@ -35,6 +35,7 @@ def _stats(providers: Any) -> dict[str, int]:
     sent = providers.sendgrid.requests_sent
     return {
         "twilio_messages": len(providers.twilio.messages),
+        "twilio_unique": len({m["to"] for m in providers.twilio.messages}),
         "twilio_faulted": providers.twilio.faulted,
         "sendgrid_requests": len(sent),
         "sendgrid_recipients": sum(len(s["body"]["personalizations"]) for s in sent),

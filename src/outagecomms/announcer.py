@@ -21,15 +21,16 @@ from pathlib import Path
 from .channels import build_channel
 from .channels.base import CheckResult
 from .config import Config, load_config, require_credentials
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 from .models import PER_RECIPIENT_KINDS, Incident, Kind
 from .redact import redact
 from .render import Renderer
 from .result import ChannelResult, Failure, Result
 from .run.control import RunControl
-from .run.delivery import ChannelRun, ProgressCallback
+from .run.delivery import ChannelRun, ProgressCallback, StoreThread
 from .run.planning import Planner, announcement_record
 from .run.preflight import (
+    Audience,
     AudienceInput,
     ChannelPlan,
     Plan,
@@ -66,13 +67,18 @@ class Announcer:
     def kind_of(self, name: str) -> Kind:
         return kind_of(self.config, name)
 
-    def open_store(self, *, sandbox: bool = False, read_only: bool = False) -> Store:
-        """The store (ledger) this configuration names: ``ledger:`` or $OUTAGECOMMS_LEDGER."""
+    def open_store(
+        self, *, sandbox: bool = False, read_only: bool = False, recover: bool = True
+    ) -> Store:
+        """The store (ledger) this configuration names: ``ledger:`` or $OUTAGECOMMS_LEDGER.
+
+        A ledger that cannot be opened raises ``ConfigError`` naming it."""
         return open_store(
             self.config.ledger,
             mode="sandbox" if sandbox else "live",
             base_dir=self.config.root,
             read_only=read_only,
+            recover=recover,
         )
 
     def view_store(self) -> Store | None:
@@ -165,16 +171,55 @@ class Announcer:
                 channel_result.counts["skipped"] = sum(plan.channels[name].skipped.values())
             return result
         control = control or RunControl()
-        with self.open_store(sandbox=sandbox) as store:
+        io = StoreThread()
+        try:
+            store = await io.call(lambda: self.open_store(sandbox=sandbox))
+            try:
+                await self._deliver(
+                    store,
+                    io,
+                    plan,
+                    renderer,
+                    source,
+                    result,
+                    control=control,
+                    retry_unknown=retry_unknown,
+                    progress=progress,
+                )
+            finally:
+                await io.call(store.close)
+        finally:
+            io.close()
+        return result
+
+    async def _deliver(
+        self,
+        store: Store,
+        io: StoreThread,
+        plan: Plan,
+        renderer: Renderer,
+        source: Audience | None,
+        result: Result,
+        *,
+        control: RunControl,
+        retry_unknown: bool,
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Plan and deliver every channel of ``plan``, then read the counts back."""
+        incident = plan.incident
+        sandbox = result.sandbox
+        watcher = asyncio.create_task(_shorten_waits_when_stopped(control, store))
+        try:
             result.recovered_unknown = store.recovered
-            store.record_announcement(announcement_record(incident, sandbox=sandbox))
+            await io.call(store.record_announcement, announcement_record(incident, sandbox=sandbox))
             runs = [
                 ChannelRun(
                     self.config,
                     channel_plan,
-                    results[name],
+                    result.channels[name],
                     renderer=renderer,
                     store=store,
+                    store_thread=io,
                     planner=Planner(self.config, channel_plan, store, incident, source),
                     sandbox=sandbox,
                     retry_unknown=retry_unknown,
@@ -184,15 +229,13 @@ class Announcer:
                 for name, channel_plan in plan.channels.items()
             ]
             await asyncio.gather(*(run.run() for run in runs))
-            for name, channel_result in results.items():
-                channel_result.counts = store.counts(incident.key, name)
-                channel_result.counts["skipped"] += sum(channel_result.skipped_reasons.values())
-                result.failures += [
-                    Failure(name, row.recipient, row.state, row.error)
-                    for row in store.failures(incident.key, name)
-                ]
-        result.interrupted = control.stopping.is_set()
-        return result
+            await io.call(_read_counts, store, result)
+        except StoreError:
+            if not control.stopping.is_set():
+                raise  # the ledger was lost: exit 1, a re-run resumes
+        finally:
+            watcher.cancel()
+            result.interrupted = control.stopping.is_set()
 
     # --- credentials ---------------------------------------------------------------
 
@@ -217,3 +260,27 @@ class Announcer:
                 return CheckResult("error", redact(str(exc)) or type(exc).__name__)
 
         return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
+
+
+# How long each ledger statement of a stopped run may still wait for another process's lock.
+_STOPPED_LOCK_WAIT_SECONDS = 2.0
+
+
+async def _shorten_waits_when_stopped(control: RunControl, store: Store) -> None:
+    """Once the run is stopped, ledger statements wait for locks only briefly (not at all
+    after ``abort``), so that Ctrl-C and SIGTERM keep their promise."""
+    await control.stopping.wait()
+    store.wait_at_most(_STOPPED_LOCK_WAIT_SECONDS)
+    await control.aborting.wait()
+    store.wait_at_most(0)
+
+
+def _read_counts(store: Store, result: Result) -> None:
+    """Each channel's rows by state after the run, and what was not delivered."""
+    for name, channel_result in result.channels.items():
+        channel_result.counts = store.counts(result.announcement, name)
+        channel_result.counts["skipped"] += sum(channel_result.skipped_reasons.values())
+        result.failures += [
+            Failure(name, row.recipient, row.state, row.error)
+            for row in store.failures(result.announcement, name)
+        ]

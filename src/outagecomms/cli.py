@@ -336,7 +336,8 @@ def send(
             incident, channel, audience=audience, credentials=not (dry_run or sandbox)
         )
         if not dry_run:
-            announcer.open_store(sandbox=sandbox).close()  # a ledger that cannot open: exit 2 now
+            # A ledger that cannot be opened: exit 2 before anything is shown as going out.
+            announcer.open_store(sandbox=sandbox, recover=False).close()
     _show_plan(plan)
     if dry_run:
         out.print("\n[bold]Dry run:[/] nothing was sent or recorded.")

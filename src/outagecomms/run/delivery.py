@@ -4,6 +4,10 @@ Within a channel, units (one message, or a SendGrid batch) are claimed (``sendin
 committed) just before the provider call, then recorded ``sent``/``failed``/``unknown``.
 Transient failures are retried here (``retry.py``); a channel whose provider keeps
 failing pauses and leaves its rows ``pending``.
+
+Every store call (and the planning that feeds the claims) runs in the run's store
+thread (``StoreThread``), never on the event loop: a ledger that waits for another
+process's lock must not hold up the answers in flight, nor Ctrl-C.
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from ..channels import build_channel
 from ..channels.base import Channel
 from ..config import Config, OutboxSettings
-from ..errors import OutageCommsError
+from ..errors import OutageCommsError, StoreError
 from ..models import Message, Outcome, Recipient
 from ..redact import redact
 from ..render import Renderer
@@ -37,10 +44,31 @@ ProgressCallback = Callable[[str, int, int], None]
 #: messages when they were rendered already to find the groups.
 Group = tuple[Unit, list[Message] | None]
 
-# Groups a worker delivers before it lets the rest of the event loop run (see ``_work``).
-_YIELD_EVERY = 32
+T = TypeVar("T")
+
 # How long in-flight deliveries may finish after an interrupt before they are marked unknown.
 _GRACE_SECONDS = 10.0
+
+
+class StoreThread:
+    """One thread that runs a run's store calls in order, off the event loop.
+
+    One thread, so calls keep the order they were made in (an outcome recorded before
+    the next claim), and a SQLite connection is never used by two threads at once.
+    """
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="outagecomms-store")
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        return self._executor.submit(fn, *args)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the store thread; its result."""
+        return await asyncio.wrap_future(self._executor.submit(fn, *args))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
 
 
 class ChannelRun:
@@ -54,6 +82,7 @@ class ChannelRun:
         *,
         renderer: Renderer,
         store: Store,
+        store_thread: StoreThread,
         planner: Planner,
         sandbox: bool,
         retry_unknown: bool,
@@ -65,6 +94,7 @@ class ChannelRun:
         self.result = result
         self.renderer = renderer
         self.store = store
+        self.io = store_thread
         self.planner = planner
         self.sandbox = sandbox
         self.retry_unknown = retry_unknown
@@ -85,6 +115,8 @@ class ChannelRun:
         self._unrecorded: list[tuple[str, Outcome]] = []
         self._flush_scheduled = False
         self._announced = False
+        # ``done`` and ``_unrecorded`` are shared by the event loop and the store thread.
+        self._shared = threading.Lock()
 
     def _channel(self) -> Channel:
         name, kind = self.plan.name, self.plan.kind
@@ -110,7 +142,7 @@ class ChannelRun:
             async with self._channel() as channel:
                 self._start_workers(channel, tasks)
                 await self._drain(tasks)
-                self._flush()
+                await self._written()
                 if self._failure is not None:
                     raise self._failure
                 self.result.fallback_reason = getattr(channel, "reason", None)
@@ -123,14 +155,14 @@ class ChannelRun:
             # Its messages are recorded as pending, so the summary and the exit code
             # show them as not delivered and the next send picks them up.
             try:
-                self.planner.record_all()
+                await self.io.call(self.planner.record_all)
             except Exception:
                 log.debug(
                     "channel %s: could not record its messages", self.plan.name, exc_info=True
                 )
         finally:
             await self._drain(tasks)
-            self._flush()
+            await self._written()
         self.result.stopped = self.result.stopped or self._stop_reason()
         self.result.seconds = time.monotonic() - started
 
@@ -157,23 +189,40 @@ class ChannelRun:
     async def _work(self, channel: Channel, groups: Iterator[Group]) -> None:
         """One worker: claim and deliver group after group until done or stopped.
 
-        The workers share ``groups``; a generator never runs in two of them at once
-        because it does not await.
+        The workers share ``groups``; the store thread advances it, one call at a time.
         """
         try:
-            for done, (unit, rendered) in enumerate(groups, start=1):
-                if self._failure is not None or self._stop_reason():
+            while self._failure is None and not self._stop_reason():
+                messages = await self._take(groups)
+                if messages is None:
                     return
-                messages = self._claim(unit, rendered)
                 if messages:
                     await self._attempts(channel, messages)
-                if done % _YIELD_EVERY == 0:
-                    # A channel that never waits (the sandbox outbox, a file banner) would
-                    # otherwise hold the event loop until it is done: the other channels,
-                    # Ctrl-C and the store's end-of-turn writes would all wait for it.
-                    await asyncio.sleep(0)
         except Exception as exc:  # reading the audience or the store failed: stop them all
             self._failure = self._failure or exc
+
+    async def _take(self, groups: Iterator[Group]) -> list[Message] | None:
+        """The next group's claimed messages (None when there is none left).
+
+        A worker cancelled while its claim runs gives the claimed rows back: they were
+        never sent."""
+        taking = self.io.submit(self._take_now, groups)
+        try:
+            return await asyncio.wrap_future(taking)
+        except asyncio.CancelledError:
+            self.io.submit(self._give_back, taking)
+            raise
+
+    def _take_now(self, groups: Iterator[Group]) -> list[Message] | None:
+        group = next(groups, None)
+        if group is None:
+            return None
+        return self._claim(*group)
+
+    def _give_back(self, taking: Future[list[Message] | None]) -> None:
+        if not taking.cancelled() and taking.exception() is None:
+            with contextlib.suppress(StoreError):
+                self._release_now(taking.result() or [])
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         """Wait for deliveries in flight. Once the run is stopped they get a grace period
@@ -238,7 +287,9 @@ class ChannelRun:
         The outcomes answered since the last write are recorded in the same commit.
         """
         addresses = [address for address, _ in unit]
-        with self.store.transaction():
+        # Outcomes to record share the claim's commit; a claim alone needs no transaction.
+        together = self.store.transaction() if self._unrecorded else contextlib.nullcontext()
+        with together:
             self._record()
             claimed = set(
                 self.store.claim(
@@ -271,9 +322,11 @@ class ChannelRun:
         self._advance(len(addresses))
 
     def _advance(self, count: int) -> None:
-        self.done += count
+        with self._shared:
+            self.done += count
+            done = self.done
         if self.progress is not None:
-            self.progress(self.plan.name, self.done, self.plan.recipients)
+            self.progress(self.plan.name, done, self.plan.recipients)
 
     # --- delivering ------------------------------------------------------------
 
@@ -285,7 +338,7 @@ class ChannelRun:
                 await self.limiter.wait()
                 if self._stop_reason():
                     # Stopped while waiting for the rate limit: nothing went out.
-                    self._release(messages)
+                    await self.io.call(self._release_now, messages)
                     return
                 in_call = True
                 try:
@@ -325,14 +378,20 @@ class ChannelRun:
                     waited += delay
                 if self._stop_reason():
                     # Paused or interrupted: not delivered, so left pending for the next send.
-                    self._release(messages)
+                    await self.io.call(self._release_now, messages)
                     return
                 attempt += 1
-                self.store.add_attempt(self.key, self.plan.name, [m.recipient for m in messages])
+                await self.io.call(
+                    self.store.add_attempt,
+                    self.key,
+                    self.plan.name,
+                    [m.recipient for m in messages],
+                )
         except asyncio.CancelledError:
             if in_call:
                 # Interrupted mid-call: the provider may have the messages; never guess.
-                self.store.mark_unknown(
+                self.io.submit(
+                    self.store.mark_unknown,
                     self.key,
                     self.plan.name,
                     [m.recipient for m in messages],
@@ -342,7 +401,7 @@ class ChannelRun:
                 self._advance(len(messages))
             else:
                 # Between attempts: the last answer was a definite "not sent".
-                self._release(messages)
+                self.io.submit(self._release_now, messages)
             raise
 
     def _explain_give_up(self, retry: list[tuple[Message, Outcome]], delay: float) -> None:
@@ -359,7 +418,7 @@ class ChannelRun:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.control.stopping.wait(), timeout=seconds)
 
-    def _release(self, messages: list[Message]) -> None:
+    def _release_now(self, messages: list[Message]) -> None:
         if messages:
             self.store.release(self.key, self.plan.name, [m.recipient for m in messages])
             self._advance(len(messages))
@@ -385,7 +444,8 @@ class ChannelRun:
                 self.result.unknown_now += 1
             else:
                 self.result.failed_now += 1
-            self._unrecorded.append((message.recipient, outcome))
+            with self._shared:
+                self._unrecorded.append((message.recipient, outcome))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -393,7 +453,8 @@ class ChannelRun:
     def _record(self) -> None:
         """Write the outcomes ``_finish`` collected (and, at the first one sent, that the
         announcement went out)."""
-        done, self._unrecorded = self._unrecorded, []
+        with self._shared:
+            done, self._unrecorded = self._unrecorded, []
         if done:
             self.store.finish(self.key, self.plan.name, done)
             if not self._announced and any(o.state == "sent" for _, o in done):
@@ -402,11 +463,23 @@ class ChannelRun:
             self._advance(len(done))
 
     def _flush(self) -> None:
-        """``_record`` outside a claim. A store that cannot be written stops the channel:
-        sending on without a record could send twice."""
+        """``_record`` outside a claim, queued in the store thread."""
         self._flush_scheduled = False
+        self.io.submit(self._record_or_stop)
+
+    def _record_or_stop(self) -> None:
+        """A store that cannot be written stops the channel: sending on without a record
+        could send twice."""
         try:
             self._record()
+        except StoreError as exc:  # the run's error says it, once
+            log.debug("channel %s: could not record outcomes: %s", self.plan.name, exc)
+            self._failure = self._failure or exc
         except Exception as exc:
             log.exception("channel %s: could not record outcomes", self.plan.name)
             self._failure = self._failure or exc
+
+    async def _written(self) -> None:
+        """Queue the outcomes not yet recorded and wait until the store thread wrote them
+        (and everything queued before)."""
+        await self.io.call(self._record_or_stop)

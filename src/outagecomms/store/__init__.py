@@ -46,20 +46,26 @@ def sqlite_path(url: str, base_dir: Path) -> Path | None:
 
 
 def open_store(
-    url: str, *, mode: Mode = "live", base_dir: Path = Path("."), read_only: bool = False
+    url: str,
+    *,
+    mode: Mode = "live",
+    base_dir: Path = Path("."),
+    read_only: bool = False,
+    recover: bool = True,
 ) -> Store:
     """Open (and create on first use) the store at ``url``.
 
-    ``read_only`` opens it for reading only (``ledger``, ``report``): nothing is
-    created, no crashed row is recovered.
+    Opening turns the ``sending`` rows of expired leases ``unknown`` (``recovered``
+    says how many) unless ``recover`` is false. ``read_only`` opens it for reading
+    only (``ledger``, ``report`` on a read-only file): nothing is created or recovered.
     """
     path = sqlite_path(url, base_dir)
     if path is not None:
-        return SqliteStore(path, mode, read_only=read_only)
+        return SqliteStore(path, mode, read_only=read_only, recover=recover)
     if _POSTGRES.fullmatch(url):
         from .postgres import PostgresStore
 
-        return PostgresStore(url, mode, read_only=read_only)
+        return PostgresStore(url, mode, read_only=read_only, recover=recover)
     raise ConfigError(
         "ledger must be sqlite:///path/to/ledger.db or postgresql://user@host/db, "
         f"not '{url.split('://')[0]}://…'"

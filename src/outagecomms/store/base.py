@@ -172,21 +172,32 @@ class Store(abc.ABC):
     row_id: ClassVar[str] = "rowid"
     claim_lock: ClassVar[str] = ""
 
-    def __init__(self, name: str, mode: Mode, *, read_only: bool = False) -> None:
+    def __init__(
+        self, name: str, mode: Mode, *, read_only: bool = False, recover: bool = True
+    ) -> None:
         #: The ledger as error messages name it (a path, or a DSN with its password hidden).
         self.name = name
         self.mode: Mode = mode
         self.read_only = read_only
+        self._recover = recover and not read_only
         self.owner = new_owner()
         self.lease_seconds = lease_seconds()
         self.lock = threading.RLock()
         self._heartbeat: Heartbeat | None = None
         #: ``sending`` rows of expired leases that opening this store turned ``unknown``.
         self.recovered = 0
+        #: How long one statement may wait for a lock another process holds.
+        self.lock_wait_seconds = 60.0
+
+    def wait_at_most(self, seconds: float) -> None:
+        """Shorten the lock wait of every statement, the waiting ones included (an
+        interrupted run keeps its promise to stop soon); a statement that waited this
+        long raises ``StoreError``."""
+        self.lock_wait_seconds = min(self.lock_wait_seconds, seconds)
 
     def _opened(self) -> None:
         """Called by the engine once connected and the tables exist."""
-        if not self.read_only:
+        if self._recover:
             self.recovered = self.recover_crashed()
 
     # --- what an engine provides ------------------------------------------------
@@ -256,11 +267,17 @@ class Store(abc.ABC):
     def recover_crashed(self) -> int:
         """Turn ``sending`` rows whose sender's lease expired into ``unknown``; how many."""
         cutoff = expired_before(self.lease_seconds)
+        stale = (
+            "state='sending' AND (owner IS NULL OR owner NOT IN"
+            " (SELECT owner FROM leases WHERE heartbeat_at >= ?))"
+        )
+        # A read first: opening a store that has nothing to recover never waits for a lock.
+        if not self.execute(f"SELECT 1 FROM deliveries WHERE {stale} LIMIT 1", (cutoff,)):
+            return 0
         with self.transaction():
             changed = self.execute_count(
-                "UPDATE deliveries SET state='unknown', owner=NULL, updated_at=?, error=?"
-                " WHERE state='sending' AND (owner IS NULL OR owner NOT IN"
-                " (SELECT owner FROM leases WHERE heartbeat_at >= ?))",
+                f"UPDATE deliveries SET state='unknown', owner=NULL, updated_at=?, error=?"
+                f" WHERE {stale}",
                 (now(), _INTERRUPTED, cutoff),
             )
             self.execute("DELETE FROM leases WHERE heartbeat_at < ?", (cutoff,))
@@ -310,8 +327,9 @@ class Store(abc.ABC):
                 f" AND recipient IN ({marks(len(chunk))}){self.claim_lock}) RETURNING recipient"
             )
             params = (self.owner, stamp, self.mode, announcement, channel, *states, *chunk)
-            with self.transaction():
-                got = {row[0] for row in self.execute(sql, params)}
+            # One statement is atomic by itself: no transaction around it (on PostgreSQL
+            # that would be two more round trips per claim).
+            got = {row[0] for row in self.execute(sql, params)}
             claimed += [r for r in chunk if r in got]  # in the order asked for
         return claimed
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,6 +32,9 @@ CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (mode, announcement,
 # Any number both kinds of sender agree on: the key of the schema's advisory lock.
 _SCHEMA_LOCK = 0x6F757461  # "outa"
 _CONNECT_TIMEOUT = 10
+# The pool reports every failed reconnection as a warning; a lost database is reported
+# once, as the run's error (StoreError), instead.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 _WAIT_SECONDS = 5
 
 
@@ -65,10 +69,12 @@ class PostgresStore(Store):
     row_id = "id"
     claim_lock = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, url: str, mode: Mode = "live", *, read_only: bool = False) -> None:
+    def __init__(
+        self, url: str, mode: Mode = "live", *, read_only: bool = False, recover: bool = True
+    ) -> None:
         with contextlib.suppress(ValueError):
             register_secret(urlsplit(url).password)
-        super().__init__(shown_dsn(url), mode, read_only=read_only)
+        super().__init__(shown_dsn(url), mode, read_only=read_only, recover=recover)
         with self._failing_as_config("cannot connect"):
             with psycopg.connect(url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT) as conn:
                 if not read_only:

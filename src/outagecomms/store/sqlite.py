@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import ConfigError, StoreError
 from .base import SCHEMA, Store
@@ -21,11 +24,18 @@ DROP INDEX IF EXISTS deliveries_by_state;
 """
 
 
+T = TypeVar("T")
+# A statement waits for another process's write lock in steps of this long.
+_BUSY_STEP_SECONDS = 0.25
+
+
 class SqliteStore(Store):
     """The store in one SQLite file (WAL, so readers never wait for the sender)."""
 
-    def __init__(self, path: Path, mode: Mode = "live", *, read_only: bool = False) -> None:
-        super().__init__(str(path), mode, read_only=read_only)
+    def __init__(
+        self, path: Path, mode: Mode = "live", *, read_only: bool = False, recover: bool = True
+    ) -> None:
+        super().__init__(str(path), mode, read_only=read_only, recover=recover)
         self.path = path
         self._aside: sqlite3.Connection | None = None
         try:
@@ -40,6 +50,9 @@ class SqliteStore(Store):
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_file() and not os.access(self.path, os.W_OK):
+            # SQLite would open it read-only without a word and fail at the first write.
+            raise sqlite3.OperationalError("attempt to write a readonly database")
         db = self._connect()
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -68,7 +81,7 @@ class SqliteStore(Store):
     def _connect(self) -> sqlite3.Connection:
         # Autocommit: every statement is its own transaction unless we BEGIN explicitly.
         return sqlite3.connect(
-            self.path, isolation_level=None, timeout=60.0, check_same_thread=False
+            self.path, isolation_level=None, timeout=_BUSY_STEP_SECONDS, check_same_thread=False
         )
 
     def _close_connections(self) -> None:
@@ -77,12 +90,20 @@ class SqliteStore(Store):
             if self._aside is not None:
                 self._aside.close()
 
-    @contextlib.contextmanager
-    def _failing_as_store_error(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise StoreError(f"ledger {self.name}: {exc}") from exc
+    def _call(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)``, waiting for another process's write lock in short steps, so
+        that a shorter ``wait_at_most`` is heard within a quarter of a second (and
+        signals are handled between the steps)."""
+        started = time.monotonic()
+        while True:
+            try:
+                return fn(*args)
+            except sqlite3.OperationalError as exc:
+                locked = "locked" in str(exc) or "busy" in str(exc)
+                if not locked or time.monotonic() - started >= self.lock_wait_seconds:
+                    raise StoreError(f"ledger {self.name}: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StoreError(f"ledger {self.name}: {exc}") from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -90,28 +111,26 @@ class SqliteStore(Store):
             if self._db.in_transaction:
                 yield
                 return
-            with self._failing_as_store_error():
-                self._db.execute("BEGIN IMMEDIATE")
+            self._call(self._db.execute, "BEGIN IMMEDIATE")
             try:
                 yield
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
                 raise
-            with self._failing_as_store_error():
-                self._db.execute("COMMIT")
+            self._call(self._db.execute, "COMMIT")
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
-        with self.lock, self._failing_as_store_error():
-            return self._db.execute(sql, params).fetchall()
+        with self.lock:
+            return self._call(lambda: self._db.execute(sql, params).fetchall())
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[object]]) -> int:
-        with self.lock, self._failing_as_store_error():
-            return self._db.executemany(sql, rows).rowcount
+        with self.lock:
+            return self._call(lambda: self._db.executemany(sql, rows).rowcount)
 
     def execute_count(self, sql: str, params: Sequence[object] = ()) -> int:
-        with self.lock, self._failing_as_store_error():
-            return self._db.execute(sql, params).rowcount
+        with self.lock:
+            return self._call(lambda: self._db.execute(sql, params).rowcount)
 
     def execute_aside(self, sql: str, params: Sequence[object]) -> None:
         if self._aside is None:
