@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/outagecomms send examples/incident-investigating.yaml --sandbox --yes
+	@echo "Now see it on the status page: $(BIN)/outagecomms serve --sandbox"
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -32,6 +33,11 @@ test: lint
 # The benchmarks of bench/ (not part of `make test`); numbers and machine in bench/RESULTS.md.
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench all
+
+# The README's pictures of the status page and the banner (docs/*.png), in Debian's Chromium.
+screenshots: $(VENV)/.installed-dev
+	$(BIN)/python docs/screenshots.py
+	$(BIN)/python docs/report_screenshot.py
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .

@@ -1,4 +1,4 @@
-"""``python -m bench [fanout|overhead|startup|memory|senders|all] [--n N] [--latency S] ...``
+"""``python -m bench [fanout|overhead|startup|memory|senders|report|all] [--n N] [--latency S] ...``
 
 Run ``python -m bench --help`` for every option.
 """
@@ -23,10 +23,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "what",
         nargs="?",
         default="all",
-        choices=["fanout", "overhead", "startup", "memory", "senders", "all"],
+        choices=["fanout", "overhead", "startup", "memory", "senders", "report", "all"],
     )
     parser.add_argument(
-        "--n", type=int, default=None, help="recipients (fanout/overhead: 20,000; memory: 1M)"
+        "--n",
+        type=int,
+        default=None,
+        help="recipients (fanout/overhead: 20,000; memory: 1M); report: ledger rows (1M)",
     )
     parser.add_argument(
         "--latency", type=float, default=None, help="fake provider latency, s (0.05; senders: 0.2)"
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     results: dict[str, Any] = {}
-    every = ["startup", "overhead", "fanout", "senders", "memory"]
+    every = ["startup", "overhead", "fanout", "senders", "memory", "report"]
     todo = every if args.what == "all" else [args.what]
     for what in todo:
         if what == "fanout":
@@ -116,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
             from . import memory
 
             results["memory"] = memory.run(n=args.n or 1_000_000)
+        elif what == "report":
+            from . import report
+
+            results["report"] = report.run(n=args.n or 1_000_000)
     if args.json:
         payload = {"command": command_line(), "machine": machine(), "results": results}
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")

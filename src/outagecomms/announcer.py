@@ -17,6 +17,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .channels import build_channel
 from .channels.base import CheckResult
@@ -40,6 +41,11 @@ from .run.preflight import (
     select_channels,
 )
 from .store import Store, open_store, view_store
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from .campaigns import CampaignsResult
 
 __all__ = ["Announcer", "ChannelPlan", "Plan", "ProgressCallback", "RunControl"]
 
@@ -284,3 +290,18 @@ def _read_counts(store: Store, result: Result) -> None:
             Failure(name, row.recipient, row.state, row.error)
             for row in store.failures(result.announcement, name)
         ]
+    # --- scheduled marketing campaigns (DESIGN §15; the work is in campaigns.py) ----
+
+    def pause_campaigns(self, incident_id: str, *, dry_run: bool = False) -> CampaignsResult:
+        """Unschedule every scheduled SendGrid Single Send, recorded under the incident."""
+        from .campaigns import pause_campaigns
+
+        return pause_campaigns(self, incident_id, dry_run=dry_run)
+
+    def resume_campaigns(
+        self, incident_id: str, at: datetime | str | None = None, *, dry_run: bool = False
+    ) -> CampaignsResult:
+        """Reschedule what the incident paused: at its own time when still ahead, else ``at``."""
+        from .campaigns import resume_campaigns
+
+        return resume_campaigns(self, incident_id, at, dry_run=dry_run)

@@ -29,6 +29,8 @@ from .errors import OutageCommsError
 from .redact import RedactingFilter, redact
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .announcer import Announcer, ChannelPlan, Plan
     from .models import Incident, Message
     from .result import Result
@@ -406,12 +408,17 @@ def _run_with_progress(start: Callable[[Any, Any], Any], plan: Plan) -> Result:
         result: Result = await start(on_progress, control)
         return result
 
+    with _signal_handlers_kept(), progress:
+        return asyncio.run(run())
+
+
+@contextmanager
+def _signal_handlers_kept() -> Iterator[None]:
+    """Closing an asyncio loop resets SIGTERM to the default (killed, exit -15): put ours back."""
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with progress:
-            return asyncio.run(run())
+        yield
     finally:
-        # Closing the loop resets SIGTERM to the default (killed, exit -15): put ours back.
         for sig, handler in handlers.items():
             if handler is not None:
                 signal.signal(sig, handler)
@@ -494,7 +501,7 @@ def _styled(count: int, style: str) -> str:
     return f"[{style}]{count}[/]" if count else "0"
 
 
-# --- ledger and report ----------------------------------------------------------
+# --- ledger ----------------------------------------------------------
 
 
 @app.command()
@@ -559,56 +566,73 @@ def ledger(
         out.print(table)
 
 
+# --- serve ----------------------------------------------------------------------
+
+
 @app.command()
-def report(
-    incident_id: Annotated[str, typer.Argument(metavar="INCIDENT_ID", help="The incident's id.")],
+def serve(
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="HOST:PORT",
+            help="Address to listen on (default: serve.listen in channels.yaml, else "
+            "127.0.0.1:8080).",
+        ),
+    ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option("--sandbox", help="Show the announcements of 'send --sandbox' instead."),
+    ] = False,
 ) -> None:
-    """Per-channel counts and timings for every announcement of an incident."""
+    """Serve the status page, its Atom feed, the status JSON and banner.js; Ctrl-C stops it."""
+    from .config import load_config, parse_listen
+    from .errors import ConfigError
+
     with _errors():
-        announcer = _announcer()
-        book = announcer.view_store()
-        if book is None:
-            err.print(
-                f"[bold red]Error:[/] nothing recorded yet ({escape(announcer.config.ledger)}"
-                " does not exist)",
-                soft_wrap=True,
+        config = load_config(state.config)
+        try:
+            host, port = parse_listen(listen or config.serve.listen)
+        except ValueError as exc:
+            raise ConfigError(f"--listen {exc}") from None
+        from .serve import create_app
+
+        application = create_app(config, sandbox=sandbox)
+
+        def ready(url: str) -> None:
+            which = "sandbox announcements" if sandbox else "live announcements"
+            out.print(
+                f"Status page of {escape(config.organization.name)} ({which}) on {url}/ "
+                "— Ctrl-C to stop."
             )
-            raise typer.Exit(2)
-        with book:
-            lines = book.report(incident_id)
-    if not lines:
-        err.print(
-            f"[bold red]Error:[/] no deliveries recorded for incident '{escape(incident_id)}'",
-            soft_wrap=True,
-        )
-        raise typer.Exit(2)
-    table = Table(title=f"Incident {incident_id}", title_justify="left")
-    for column in (
-        "Announcement",
-        "Channel",
-        "Total",
-        "Sent",
-        "Failed",
-        "Unknown",
-        "Pending",
-        "Carried by",
-        "First",
-        "Last",
-        "Took",
-    ):
-        table.add_column(column)
-    for line in lines:
-        table.add_row(
-            escape(line.announcement + (" (sandbox)" if line.sandbox else "")),
-            line.channel,
-            str(line.total),
-            str(line.counts.get("sent", 0) + line.counts.get("delivered", 0)),
-            _styled(line.counts.get("failed", 0), "red"),
-            _styled(line.counts.get("unknown", 0), "yellow"),
-            _styled(line.counts.get("pending", 0) + line.counts.get("sending", 0), "yellow"),
-            ", ".join(line.providers) or "-",
-            line.first[11:19],
-            line.last[11:19],
-            f"{line.seconds:.1f}s",
-        )
-    out.print(table)
+            if config.serve.public_url is None:
+                out.print(
+                    "[dim]serve.public_url is not set: links use the address each request "
+                    "came to. Set it when customers reach this server through a proxy.[/]"
+                )
+
+        _run_server(application, host, port, ready)
+    out.print("Stopped.")
+
+
+def _run_server(
+    application: web.Application, host: str, port: int, ready: Callable[[str], None]
+) -> None:
+    """Run the server until SIGINT or SIGTERM, then stop it gracefully (exit 0)."""
+    import asyncio
+
+    from .serve.server import serve as run_server
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_server(application, host, port, stop=stop, ready=ready)
+
+    with _signal_handlers_kept():
+        asyncio.run(run())
+
+
+# Commands kept in their own modules register themselves on ``app`` when imported.
+from . import cli_campaigns, cli_report  # noqa: E402, F401  (import for the side effect)

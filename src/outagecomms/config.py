@@ -35,6 +35,7 @@ from .yamlfile import YamlDocument, load_yaml
 ENV_PREFIX = "OUTAGECOMMS_"
 CONFIG_ENV = "OUTAGECOMMS_CONFIG"
 DEFAULT_CONFIG = "channels.yaml"
+DEFAULT_LISTEN = "127.0.0.1:8080"
 
 
 def env_name(*keys: str) -> str:
@@ -275,6 +276,87 @@ class OutboxSettings(DriverSettings):
     path: Path = Path(".outagecomms/outbox")
 
 
+class ServeSettings(BaseModel):
+    """The ``serve:`` block: where the status server listens and how the world reaches it.
+
+    ``public_url`` is the address customers and providers use (behind a reverse proxy it
+    is not the one the server sees), so links in messages and signed webhook URLs are
+    made from it. ``secret`` signs unsubscribe tokens; it comes from the environment only
+    (``OUTAGECOMMS_SERVE__SECRET``), see ``outagecomms.secret``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    public_url: str | None = None
+    listen: str = DEFAULT_LISTEN
+    history_days: int = Field(default=90, ge=0, le=36500)
+    secret: SecretStr | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"'{value}' is not a web address such as https://status.shop.example")
+        if parts.query or parts.fragment:
+            raise ValueError(f"'{value}' must not have a ?query or #fragment")
+        return value.strip().rstrip("/")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    def require_public_url(self, purpose: str) -> str:
+        """``public_url``, or a ``ConfigError`` saying it is needed for ``purpose``."""
+        if self.public_url is None:
+            raise ConfigError(
+                f"serve.public_url is not set but is needed for {purpose}: add "
+                "'serve: {public_url: https://status.your.domain}' to channels.yaml "
+                "(or set OUTAGECOMMS_SERVE__PUBLIC_URL)"
+            )
+        return self.public_url
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6; port 0 picks a free one) as (host, port)."""
+    match = re.fullmatch(
+        r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9.-]+):(\d{1,5})", value.strip()
+    )
+    if not match:
+        raise ValueError(f"'{value}' is not HOST:PORT such as 127.0.0.1:8080")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if port > 65535:
+        raise ValueError(f"'{value}': the port must be between 0 and 65535")
+    return host, port
+
+
+class CampaignsSettings(BaseModel):
+    """The ``campaigns:`` block (DESIGN §15): where scheduled marketing emails live.
+
+    Not a channel: nothing is ever sent through it, it only unschedules and
+    reschedules Single Sends. The key comes from ``OUTAGECOMMS_CAMPAIGNS__API_KEY``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    secrets: ClassVar[tuple[str, ...]] = ("api_key",)
+    default_base_url: ClassVar[str] = "https://api.sendgrid.com"
+
+    driver: Literal["sendgrid"] = "sendgrid"
+    base_url: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
+    api_key: SecretStr | None = None
+
+    @property
+    def effective_base_url(self) -> str:
+        return (self.base_url or self.default_base_url).rstrip("/")
+
+
 DRIVERS: dict[str, type[DriverSettings]] = {
     "twilio": TwilioSettings,
     "x": XSettings,
@@ -304,6 +386,8 @@ class Config(BaseModel):
     templates: Path = Path("templates")
     outbox: Path = Path(".outagecomms/outbox")
     channels: dict[str, DriverSettings] = Field(default_factory=dict)
+    campaigns: CampaignsSettings | None = None
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @property
     def root(self) -> Path:
@@ -350,6 +434,8 @@ class _EnvOverrides(BaseSettings):
     ledger: str | None = None
     templates: str | None = None
     channels: dict[str, dict[str, Any]] = {}
+    campaigns: dict[str, Any] = {}
+    serve: dict[str, Any] = {}
 
 
 def config_path(path: str | Path | None = None) -> Path:
@@ -379,6 +465,10 @@ def load_config(path: str | Path | None = None) -> Config:
     for settings in config.channels.values():
         _register_secrets(settings)
     register_secret(_dsn_password(config.ledger))
+    if config.campaigns is not None and config.campaigns.api_key is not None:
+        register_secret(config.campaigns.api_key.get_secret_value())
+    if config.serve.secret is not None:
+        register_secret(config.serve.secret.get_secret_value())
     return config
 
 
@@ -438,7 +528,22 @@ def _refuse_ledger_password(doc: YamlDocument) -> None:
         )
 
 
+#: The secret of each top-level block: (block, key, what to add to the message).
+_BLOCK_SECRETS = (
+    ("campaigns", "api_key", ""),
+    ("serve", "secret", " (or leave it unset: one is created in .outagecomms/secret)"),
+)
+
+
 def _refuse_literal_secrets(doc: YamlDocument) -> None:
+    for block, key, hint in _BLOCK_SECRETS:
+        values = doc.data.get(block)
+        if isinstance(values, dict) and values.get(key) not in (None, ""):
+            raise ConfigError(
+                f"{doc.where((block, key))}: '{key}' is a secret and must not be written in "
+                f"{doc.path.name}; remove it and set {ENV_PREFIX}{block.upper()}__{key.upper()} "
+                f"in the environment or in a .env file{hint}"
+            )
     channels = doc.data.get("channels")
     if not isinstance(channels, dict):
         return

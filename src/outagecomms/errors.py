@@ -8,11 +8,13 @@ Every error the package raises on purpose derives from ``OutageCommsError``::
     │   ├── IncidentError      the incident file
     │   ├── AudienceError      the audience file (a missing file, no usable column)
     │   ├── TemplateError      a missing template, a syntax error, an undefined variable
-    │   └── LimitError         a rendered message over a channel's limit (segments, 280, ...)
+    │   ├── LimitError         a rendered message over a channel's limit (segments, 280, ...)
+    │   └── UnknownIncidentError  an incident id the ledger holds nothing of (report, campaigns)
     ├── DeliveryError          a provider refused or failed a delivery; carries ``channel``,
     │                          ``code`` and ``retryable``
-    └── StoreError             the ledger stopped answering during a run (exit 1); a ledger
-                               that cannot be opened at all is a ``ConfigError``
+    ├── StoreError             the ledger stopped answering during a run (exit 1); a ledger
+    │                          that cannot be opened at all is a ``ConfigError``
+    └── CampaignsError         SendGrid Marketing Campaigns unreachable or refusing (exit 1)
 
 Messages are one line, say which file/key/line is wrong and what to do next,
 and never contain a secret (they pass through ``outagecomms.redact``).
@@ -77,3 +79,12 @@ class StoreError(OutageCommsError):
     """
 
     exit_code = 1
+
+
+class UnknownIncidentError(InputError):
+    """The ledger holds no announcement and no delivery of this incident id."""
+
+
+class CampaignsError(OutageCommsError):
+    """SendGrid could not be reached or refused a campaigns request; what was already
+    paused or resumed is recorded (exit 1)."""

@@ -19,6 +19,7 @@ from .bluesky import FakeBluesky
 from .mastodon import FakeMastodon
 from .providers import FakeProviders
 from .sendgrid import FakeSendGrid
+from .sendgrid_campaigns import FakeSendGridCampaigns
 from .smtp import FakeSMTP, ReceivedMail, SilentServer, closed_port, silent_server
 from .twilio import FakeTwilio, num_segments
 from .webhook import FakeWebhook
@@ -30,6 +31,7 @@ __all__ = [
     "FakeProviders",
     "FakeSMTP",
     "FakeSendGrid",
+    "FakeSendGridCampaigns",
     "FakeServer",
     "FakeTwilio",
     "FakeWebhook",

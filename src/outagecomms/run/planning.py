@@ -46,6 +46,16 @@ def announcement_record(incident: Incident, *, sandbox: bool) -> AnnouncementRec
     )
 
 
+def person_key(address: str, recipient: Recipient | None) -> str | None:
+    """Who an address belongs to, the same on every channel: the audience row's email
+    (lower-cased) when it has one, else the address itself; None for a broadcast. The
+    report counts people reached by it, so someone texted and emailed counts once."""
+    if recipient is None:
+        return None
+    email = (recipient.email or "").strip().lower()
+    return email or address
+
+
 class Planner:
     """Walks the audience for one channel, recording its rows ``pending`` before handing
     them out, so every unit delivered was planned first (a crash leaves a trace)."""
@@ -95,9 +105,11 @@ class Planner:
             pass
 
     def _chunk(self, chunk: Unit, batch_size: int) -> Iterator[Unit]:
-        self._add([a for a, _ in chunk])
+        self._add([a for a, _ in chunk], [person_key(a, r) for a, r in chunk])
         for start in range(0, len(chunk), batch_size):
             yield chunk[start : start + batch_size]
 
-    def _add(self, addresses: list[str]) -> None:
-        self.store.add_pending(self.incident.key, self.incident.id, self.plan.name, addresses)
+    def _add(self, addresses: list[str], persons: list[str | None] | None = None) -> None:
+        self.store.add_pending(
+            self.incident.key, self.incident.id, self.plan.name, addresses, persons
+        )

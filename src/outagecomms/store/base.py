@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     created_at   TEXT NOT NULL,
     updated_at   TEXT NOT NULL,
     sent_at      TEXT,
+    -- who the recipient is, whatever the channel (the audience row's email, else the
+    -- address): the report's reach counts people, not addresses. NULL for broadcasts.
+    person       TEXT,
     PRIMARY KEY (mode, announcement, channel, recipient)
 );
 CREATE INDEX IF NOT EXISTS deliveries_by_incident_channel ON deliveries (incident, channel);
@@ -286,18 +289,28 @@ class Store(abc.ABC):
     # --- planning and claiming -------------------------------------------------
 
     def add_pending(
-        self, announcement: str, incident: str, channel: str, recipients: Sequence[str]
+        self,
+        announcement: str,
+        incident: str,
+        channel: str,
+        recipients: Sequence[str],
+        persons: Sequence[str | None] | None = None,
     ) -> None:
-        """Record planned deliveries; rows that already exist keep their state."""
+        """Record planned deliveries; rows that already exist keep their state.
+
+        ``persons`` (one per recipient) names who each recipient is, for the report's reach.
+        """
         stamp = now()
+        who = persons if persons is not None else [None] * len(recipients)
         rows = [
-            (self.mode, announcement, incident, channel, r, "pending", stamp, stamp)
-            for r in recipients
+            (self.mode, announcement, incident, channel, r, "pending", stamp, stamp, person)
+            for r, person in zip(recipients, who, strict=True)
         ]
         with self.transaction():
             self.execute_many(
                 "INSERT INTO deliveries (mode, announcement, incident, channel, recipient, state,"
-                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                " created_at, updated_at, person) VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT DO NOTHING",
                 rows,
             )
 

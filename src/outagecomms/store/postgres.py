@@ -26,6 +26,7 @@ from .records import Mode
 
 # Pending rows are what a claim looks for; the index holds only them, so it stays small.
 _EXTRA = """
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS person TEXT;
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (mode, announcement, channel)
     WHERE state = 'pending';
 """

@@ -59,6 +59,7 @@ class SqliteStore(Store):
             # NORMAL keeps every commit safe from a process crash; only power loss can undo one.
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA.format(serial="") + _LEGACY)
+            _add_person_column(db)
         except BaseException:
             db.close()
             raise
@@ -154,3 +155,15 @@ def _cannot_open(path: Path, exc: BaseException) -> str:
     else:
         hint = reason
     return f"ledger {path} cannot be opened: {hint}"
+
+
+def _add_person_column(db: sqlite3.Connection) -> None:
+    """Give a ledger made before ``deliveries.person`` existed that column (its rows keep
+    NULL: the report then counts their addresses as people)."""
+    if any(row[1] == "person" for row in db.execute("PRAGMA table_info(deliveries)")):
+        return
+    try:
+        db.execute("ALTER TABLE deliveries ADD COLUMN person TEXT")
+    except sqlite3.OperationalError as exc:  # another process added it a moment ago
+        if "duplicate column" not in str(exc):
+            raise
