@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from outagecomms.config import Config, Organization, ServeSettings
 from outagecomms.serve import create_app
-from tests.store.conftest import postgres, url  # noqa: F401  (the engines of the store tests)
+from tests.store.conftest import url  # noqa: F401  (the engines of the store tests; postgres is in tests/conftest.py)
 
 from .records import AnnouncementRecord, MemorySource
 
