@@ -267,6 +267,22 @@ class Announcer:
 
         return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
 
+    # --- scheduled marketing campaigns (DESIGN §15; the work is in campaigns.py) ----
+
+    def pause_campaigns(self, incident_id: str, *, dry_run: bool = False) -> CampaignsResult:
+        """Unschedule every scheduled SendGrid Single Send, recorded under the incident."""
+        from .campaigns import pause_campaigns
+
+        return pause_campaigns(self, incident_id, dry_run=dry_run)
+
+    def resume_campaigns(
+        self, incident_id: str, at: datetime | str | None = None, *, dry_run: bool = False
+    ) -> CampaignsResult:
+        """Reschedule what the incident paused: at its own time when still ahead, else ``at``."""
+        from .campaigns import resume_campaigns
+
+        return resume_campaigns(self, incident_id, at, dry_run=dry_run)
+
 
 # How long each ledger statement of a stopped run may still wait for another process's lock.
 _STOPPED_LOCK_WAIT_SECONDS = 2.0
@@ -290,18 +306,3 @@ def _read_counts(store: Store, result: Result) -> None:
             Failure(name, row.recipient, row.state, row.error)
             for row in store.failures(result.announcement, name)
         ]
-    # --- scheduled marketing campaigns (DESIGN §15; the work is in campaigns.py) ----
-
-    def pause_campaigns(self, incident_id: str, *, dry_run: bool = False) -> CampaignsResult:
-        """Unschedule every scheduled SendGrid Single Send, recorded under the incident."""
-        from .campaigns import pause_campaigns
-
-        return pause_campaigns(self, incident_id, dry_run=dry_run)
-
-    def resume_campaigns(
-        self, incident_id: str, at: datetime | str | None = None, *, dry_run: bool = False
-    ) -> CampaignsResult:
-        """Reschedule what the incident paused: at its own time when still ahead, else ``at``."""
-        from .campaigns import resume_campaigns
-
-        return resume_campaigns(self, incident_id, at, dry_run=dry_run)
