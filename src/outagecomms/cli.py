@@ -149,7 +149,7 @@ def init(
         (scaffold / "examples", directory / "examples"),
     ):
         if target.exists():
-            err.print(f"[yellow]Kept[/] {target} (it already exists)")
+            err.print(f"[yellow]Kept[/] {escape(str(target))} (it already exists)")
             continue
         if source.is_dir():
             shutil.copytree(source, target)
@@ -157,8 +157,8 @@ def init(
             shutil.copyfile(source, target)
         created.append(str(target))
     for path in created:
-        out.print(f"Created {path}")
-    where = "" if directory == Path(".") else f"cd {directory} && "
+        out.print(f"Created {escape(path)}")
+    where = "" if directory == Path(".") else f"cd {escape(str(directory))} && "
     out.print(
         "\nNext: try it in the sandbox (nothing real is sent):\n"
         f"  {where}outagecomms send examples/incident-investigating.yaml --sandbox --yes"
@@ -183,16 +183,18 @@ def check() -> None:
         settings = announcer.config.channels[name]
         driver = settings.driver + (f" → {settings.fallback.driver}" if settings.fallback else "")
         table.add_row(
-            name,
+            escape(name),
             driver,
             f"[{styles[outcome.status]}]{outcome.status}[/]",
             escape(redact(outcome.detail)),
         )
-    out.print(f"Config {announcer.config.path}: OK\nTemplates: OK")
+    out.print(f"Config {escape(str(announcer.config.path))}: OK\nTemplates: OK")
     out.print(table)
     bad = [n for n, r in results.items() if r.status in ("refused", "error")]
     if bad:
-        out.print(f"[red]Not accepted:[/] {', '.join(bad)}. Fix the credentials named above.")
+        out.print(
+            f"[red]Not accepted:[/] {escape(', '.join(bad))}. Fix the credentials named above."
+        )
         raise typer.Exit(1)
 
 
@@ -256,7 +258,7 @@ def _show_plan(plan: Plan) -> None:
     )
     for name, p in plan.channels.items():
         reach = "broadcast" if p.kind not in ("sms", "email") else f"{p.recipients} recipients"
-        out.rule(f"[bold]{name}[/] ({p.settings.driver}, {p.kind}) — {reach}", align="left")
+        out.rule(f"[bold]{escape(name)}[/] ({p.settings.driver}, {p.kind}) — {reach}", align="left")
         if p.sample is None:
             out.print("[yellow]Nobody to send to on this channel.[/]")
         elif len(p.samples) > 1:
@@ -384,7 +386,7 @@ def _run_with_progress(start: Callable[[Any, Any], Any], plan: Plan) -> Result:
         transient=False,
     )
     tasks = {
-        name: progress.add_task(name, total=max(p.recipients, 1))
+        name: progress.add_task(escape(name), total=max(p.recipients, 1))
         for name, p in plan.channels.items()
     }
 
@@ -425,7 +427,7 @@ def _signal_handlers_kept() -> Iterator[None]:
 
 
 def _show_result(result: Result, announcer: Announcer) -> None:
-    table = Table(title=f"Announcement {result.announcement}", title_justify="left")
+    table = Table(title=f"Announcement {escape(result.announcement)}", title_justify="left")
     for column in (
         "Channel",
         "Carried by",
@@ -441,8 +443,8 @@ def _show_result(result: Result, announcer: Announcer) -> None:
         carriers = ", ".join(f"{d} {n}" for d, n in c.providers.items()) or c.driver
         counts = c.counts
         table.add_row(
-            name,
-            carriers,
+            escape(name),
+            escape(carriers),
             str(c.sent_now),
             str(counts["sent"] + counts["delivered"] - c.sent_now),
             _styled(counts["failed"], "red"),
@@ -457,16 +459,21 @@ def _show_result(result: Result, announcer: Announcer) -> None:
             primary = announcer.config.channels[name].driver
             fallback = announcer.config.channels[name].fallback
             out.print(
-                f"[yellow]{name}: {primary} was unavailable ({escape(c.fallback_reason)}); "
+                f"[yellow]{escape(name)}: {primary} was unavailable "
+                f"({escape(c.fallback_reason)}); "
                 f"the fallback {fallback.driver if fallback else '?'} carried the mail.[/]"
             )
         if c.stopped and c.stopped != "interrupted":
-            out.print(f"[red]{name}: {escape(c.stopped)}[/]")
+            out.print(f"[red]{escape(name)}: {escape(c.stopped)}[/]")
         if c.busy_elsewhere:
-            out.print(f"[yellow]{name}: {c.busy_elsewhere} being sent by another run right now.[/]")
+            out.print(
+                f"[yellow]{escape(name)}: {c.busy_elsewhere} being sent by another run "
+                "right now.[/]"
+            )
         if c.unknown_kept:
             out.print(
-                f"[yellow]{name}: {c.unknown_kept} with an unknown outcome were not resent; "
+                f"[yellow]{escape(name)}: {c.unknown_kept} with an unknown outcome were not "
+                "resent; "
                 "check them, then use --retry-unknown to resend.[/]"
             )
     if result.recovered_unknown:
@@ -476,7 +483,7 @@ def _show_result(result: Result, announcer: Announcer) -> None:
         )
     for failure in result.failures[:10]:
         out.print(
-            f"[red]{failure.state}[/] {failure.channel} {escape(failure.recipient)}: "
+            f"[red]{failure.state}[/] {escape(failure.channel)} {escape(failure.recipient)}: "
             f"{escape(failure.error or '')}"
         )
     if len(result.failures) > 10:

@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -36,6 +37,34 @@ ENV_PREFIX = "OUTAGECOMMS_"
 CONFIG_ENV = "OUTAGECOMMS_CONFIG"
 DEFAULT_CONFIG = "channels.yaml"
 DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+#: Everything that ends a line somewhere: ``str.splitlines`` breaks, which email clients and
+#: header parsers honour too (a U+2028 in a subject can start a new header in some).
+LINE_BREAK = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def http_url(value: str | None) -> str | None:
+    """``value`` when it is an http(s) URL with a host; pydantic error otherwise.
+
+    Checked when the config loads, so a ``base_url`` that could never work stops
+    ``send`` before any channel has posted anything.
+    """
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("http_url", "must be an http:// or https:// URL with a host name")
+    return value.strip()
+
+
+def one_line(value: str | None) -> str | None:
+    """``value`` when it holds no line break of any kind (it goes into an email header)."""
+    if value is not None and LINE_BREAK.search(value):
+        raise PydanticCustomError(
+            "one_line", "must be on one line (it contains a line break or line separator)"
+        )
+    return value
 
 
 def env_name(*keys: str) -> str:
@@ -122,6 +151,8 @@ class HttpDriverSettings(DriverSettings):
     base_url: str | None = None
     timeout: float = Field(default=10.0, gt=0)
 
+    _base_url_is_http = field_validator("base_url")(http_url)
+
     @property
     def effective_base_url(self) -> str:
         return (self.base_url or self.default_base_url).rstrip("/")
@@ -142,6 +173,15 @@ class TwilioSettings(HttpDriverSettings):
     auth_token: SecretStr | None = None
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _has_sender(self) -> TwilioSettings:
+        if not (self.from_ or self.messaging_service_sid):
+            raise PydanticCustomError(
+                "sender",
+                "has no sender: set 'from' (a Twilio phone number) or 'messaging_service_sid'",
+            )
+        return self
 
     def missing_secrets(self) -> list[str]:
         missing = [] if self.account_sid else ["account_sid"]
@@ -212,6 +252,8 @@ class HttpBannerSettings(HttpDriverSettings):
     method: Literal["PUT", "POST"] = "PUT"
     token: SecretStr | None = None
 
+    _url_is_http = field_validator("url")(http_url)
+
     @field_validator("method", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -221,22 +263,39 @@ class HttpBannerSettings(HttpDriverSettings):
         return []  # a banner endpoint may be open; the token is optional
 
 
-class SendGridSettings(HttpDriverSettings):
+class EmailSenderSettings(DriverSettings):
+    """The sender keys of an email driver: ``from`` required, every one a single line."""
+
+    kind = "email"
+
+    from_: str | None = Field(default=None, alias="from")
+    from_name: str | None = None
+    reply_to: str | None = None
+
+    _single_lines = field_validator("from_", "from_name", "reply_to")(one_line)
+
+    @model_validator(mode="after")
+    def _has_sender(self) -> EmailSenderSettings:
+        if not self.from_:
+            raise PydanticCustomError(
+                "sender", "has no sender address: set 'from' (e.g. outage@shop.example)"
+            )
+        return self
+
+
+class SendGridSettings(EmailSenderSettings, HttpDriverSettings):
     kind = "email"
     secrets = ("api_key",)
     default_concurrency = 4
     default_base_url = "https://api.sendgrid.com"
 
     driver: Literal["sendgrid"] = "sendgrid"
-    from_: str | None = Field(default=None, alias="from")
-    from_name: str | None = None
-    reply_to: str | None = None
     asm_group_id: int | None = None
     sandbox_mode: bool = False
     api_key: SecretStr | None = None
 
 
-class SmtpSettings(DriverSettings):
+class SmtpSettings(EmailSenderSettings, DriverSettings):
     kind = "email"
     secrets = ("password",)
     default_concurrency = 4
@@ -246,9 +305,6 @@ class SmtpSettings(DriverSettings):
     port: int = Field(default=587, ge=1, le=65535)
     starttls: bool = True
     username: str | None = None
-    from_: str | None = Field(default=None, alias="from")
-    from_name: str | None = None
-    reply_to: str | None = None
     timeout: float = Field(default=10.0, gt=0)
     password: SecretStr | None = None
 
@@ -352,6 +408,8 @@ class CampaignsSettings(BaseModel):
     timeout: float = Field(default=10.0, gt=0)
     api_key: SecretStr | None = None
 
+    _base_url_is_http = field_validator("base_url")(http_url)
+
     @property
     def effective_base_url(self) -> str:
         return (self.base_url or self.default_base_url).rstrip("/")
@@ -443,14 +501,24 @@ def config_path(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
+def dotenv_path(config_file: Path) -> Path | None:
+    """The one ``.env`` read: the file next to channels.yaml, when there is one.
+
+    Never ``./.env`` of the folder a command runs in: a ``.env`` left in an untrusted
+    folder could otherwise redirect a ``base_url`` and receive the real credentials.
+    Variables of the environment win over it (pydantic-settings' order).
+    """
+    candidate = config_file.parent / ".env"
+    return candidate if candidate.is_file() else None
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read channels.yaml and the environment; any problem raises ``ConfigError``."""
     file = config_path(path)
     doc = load_yaml(file, ConfigError, "config file (create one with 'outagecomms init')")
     _refuse_literal_secrets(doc)
     _refuse_ledger_password(doc)
-    env_files = [p for p in {file.parent / ".env", Path(".env")} if p.is_file()]
-    overrides = _EnvOverrides(_env_file=env_files or None).model_dump(exclude_unset=True)
+    overrides = _EnvOverrides(_env_file=dotenv_path(file)).model_dump(exclude_unset=True)
     data = _deep_merge(doc.data, overrides)
     channels = data.pop("channels", None) or {}
     if not isinstance(channels, dict):
@@ -574,6 +642,11 @@ def _register_secrets(settings: DriverSettings) -> None:
             if user is not None and password is not None:
                 pair = f"{user.get_secret_value()}:{password.get_secret_value()}"
                 register_secret(base64.b64encode(pair.encode()).decode())
+    if isinstance(settings, SmtpSettings) and settings.username and settings.password:
+        # The whole AUTH PLAIN blob, as a server echoing the exchange shows it (the
+        # password inside any base64 blob is masked by redact.py in any case).
+        plain = f"\0{settings.username}\0{settings.password.get_secret_value()}"
+        register_secret(base64.b64encode(plain.encode()).decode())
     if settings.fallback is not None:
         _register_secrets(settings.fallback)
 

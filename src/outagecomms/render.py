@@ -43,7 +43,7 @@ import jinja2.meta
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 
-from .config import Config, DriverSettings, TwilioSettings
+from .config import LINE_BREAK, Config, DriverSettings, TwilioSettings
 from .errors import LimitError, TemplateError
 from .limits import TWILIO_MAX_BODY, sms_length, social_limit
 from .locales import display_locale, fallbacks, format_when, normalise_locale
@@ -563,7 +563,7 @@ def check_limits(
             current = current.fallback
     elif kind == "email":
         subject = parts["subject"]
-        if "\n" in subject or "\r" in subject:
+        if LINE_BREAK.search(subject):
             raise LimitError(
                 f"channel '{channel}': the email subject{who} spans several lines; "
                 f"keep {template('subject', 'subject')} on one line"

@@ -267,17 +267,16 @@ def test_breaker_pauses_a_failing_channel_and_leaves_its_rows_pending(
     assert fakes.sendgrid.requests == []
 
 
-def test_a_channel_that_cannot_start_leaves_its_messages_pending(
+def test_a_base_url_that_is_not_http_stops_preflight_and_nothing_is_sent(
     run: Run, shop: Path, fakes: FakeProviders
 ) -> None:
     env, phones, _ = prepare(shop, fakes, people=12)
     broken = env | setting("social", "base_url", "ftp://x.example")
     sent = run("send", INVESTIGATING, "--yes", "-c", "social", "-c", "sms", cwd=shop, env=broken)
-    assert sent.returncode == 1, sent.stdout + sent.stderr
-    assert "social: channel 'social' (x): base_url" in sent.stdout
-    assert "Nothing new" not in sent.stdout and "Traceback" not in sent.stderr
-    assert ledger(run, shop, env)["social"]["-"]["state"] == "pending"
-    assert once_each([m["to"] for m in fakes.twilio.messages]) == phones
+    assert sent.returncode == 2, sent.stdout + sent.stderr
+    assert "'channels.social.base_url' must be an http:// or https:// URL" in sent.stderr
+    assert "Traceback" not in sent.stderr
+    assert fakes.twilio.requests == [] and fakes.x.requests == []
 
     again = run("send", INVESTIGATING, "--yes", "-c", "social", "-c", "sms", cwd=shop, env=env)
     assert again.returncode == 0, again.stdout + again.stderr

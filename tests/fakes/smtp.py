@@ -3,6 +3,7 @@ listens and a server that accepts connections but never says a word."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import uuid
@@ -106,6 +107,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.fake.data_reply is not None:
+            return self.fake.data_reply
         raw = cast(bytes, envelope.original_content or envelope.content)
         message = cast(EmailMessage, _PARSER.parsebytes(raw))
         mail = ReceivedMail(
@@ -116,6 +119,9 @@ class _Handler:
         )
         with self.fake._lock:
             self.fake._messages.append(mail)
+        if self.fake.data_delay:
+            # Queued, but the answer comes late: the client cannot know it was taken.
+            await asyncio.sleep(self.fake.data_delay)
         return f"250 2.0.0 Ok: queued as {uuid.uuid4().hex[:12].upper()}"
 
 
@@ -126,6 +132,8 @@ class FakeSMTP:
     once N messages were accepted (a transient failure mid-batch; set it back
     to None to recover). ``auth=(user, password)`` requires AUTH PLAIN/LOGIN,
     allowed without TLS because the test client talks to 127.0.0.1 only.
+    ``data_delay`` queues each message, then waits that long before saying so;
+    ``data_reply`` answers the end of DATA with that reply instead (e.g. a 451).
     """
 
     def __init__(
@@ -133,9 +141,13 @@ class FakeSMTP:
         *,
         fail_rcpt_after: int | None = None,
         auth: tuple[str, str] | None = None,
+        data_delay: float = 0.0,
+        data_reply: str | None = None,
     ) -> None:
         self.fail_rcpt_after = fail_rcpt_after
         self.auth = auth
+        self.data_delay = data_delay
+        self.data_reply = data_reply
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
         self._refused: list[str] = []

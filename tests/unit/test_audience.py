@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from outagecomms import Announcer, AudienceError, Incident, Recipient
-from outagecomms.audience import CsvAudience, SkippedRow, Targets, normalise_phone
+from outagecomms.audience import CsvAudience, CsvRecipient, SkippedRow, Targets, normalise_phone
 
 ROOT = Path(__file__).parents[2]
 
@@ -49,7 +49,7 @@ def address(
         ("2015550123", "US", "+12015550123"),
         ("+1 201 555 0123", "US", "+12015550123"),
         ("+1 201 555 0123", "GB", "+12015550123"),  # an explicit country code wins
-        ("020 7946 0958", "GB", "+442079460958"),
+        ("07911 123456", "GB", "+447911123456"),
         ("06 12 34 56 78", "FR", "+33612345678"),
         ("+33 6 12 34 56 78", "US", "+33612345678"),
         ("020 7946 0958", "US", None),  # a UK number without +44 is not a US number
@@ -65,7 +65,7 @@ def test_phone_numbers_become_e164_in_the_default_region(
     path = csv_file(tmp_path, f'phone,sms_opt_in\n"{raw}",yes\n')
     sent, skipped = address(CsvAudience(path), "sms", region)
     assert sent == ([expected] if expected else [])
-    assert skipped == ({} if expected else {"invalid phone number": 1})
+    assert skipped == ({} if expected else {"invalid phone": 1})
 
 
 @pytest.mark.parametrize(
@@ -93,20 +93,19 @@ def test_opt_in_cells(
     sms, sms_skipped = address(CsvAudience(path), "sms")
     email, email_skipped = address(CsvAudience(path), "email")
     assert sms == (["+12015550123"] if gets_sms else [])
-    assert sms_skipped == ({} if gets_sms else {"not opted in to SMS": 1})
+    reason = "no sms opt-in" if not sms_cell.strip() else "opted out"
+    assert sms_skipped == ({} if gets_sms else {reason: 1})
     assert email == (["ada@example.com"] if gets_email else [])
-    assert email_skipped == ({} if gets_email else {"opted out of email": 1})
+    assert email_skipped == ({} if gets_email else {"opted out": 1})
 
 
 def test_without_opt_in_columns_email_is_yes_and_sms_is_no(tmp_path: Path) -> None:
     path = csv_file(tmp_path, "email,phone\nada@example.com,+12015550123\n")
     assert address(CsvAudience(path), "email") == (["ada@example.com"], Counter())
-    assert address(CsvAudience(path), "sms") == ([], Counter({"not opted in to SMS": 1}))
+    assert address(CsvAudience(path), "sms") == ([], Counter({"no sms opt-in": 1}))
 
 
-def test_an_unreadable_opt_in_skips_the_row_on_every_channel_with_its_line(
-    tmp_path: Path,
-) -> None:
+def test_an_unreadable_opt_in_cell_skips_only_its_own_channel(tmp_path: Path) -> None:
     path = csv_file(
         tmp_path,
         HEADER
@@ -115,14 +114,55 @@ def test_an_unreadable_opt_in_skips_the_row_on_every_channel_with_its_line(
         + "cy@example.com,+12025550199,Cy,en,yes,perhaps\n",
     )
     items = list(CsvAudience(path))
-    assert items[1:] == [
-        SkippedRow(3, "invalid opt-in value"),
-        SkippedRow(4, "invalid opt-in value"),
-    ]
-    assert address(items, "sms") == (["+12015550123"], Counter({"invalid opt-in value": 2}))
-    assert address(items, "email") == (["ada@example.com"], Counter({"invalid opt-in value": 2}))
+    assert address(items, "sms") == (
+        ["+12015550123", "+12025550199"],
+        Counter({"invalid sms opt-in": 1}),
+    )
+    assert address(items, "email") == (
+        ["ada@example.com", "bob@example.com"],
+        Counter({"invalid email opt-in": 1}),
+    )
     with pytest.raises(ValueError, match="maybe"):
         Recipient(email="ada@example.com", sms_opt_in="maybe")
+
+
+@pytest.mark.parametrize(
+    ("phone", "region", "reason"),
+    [
+        ("+44 20 7946 0958", "US", "not a mobile number"),  # a London landline
+        ("01 23 45 67 89", "FR", "not a mobile number"),  # a Paris landline
+        ("+44 7911 123456", "US", None),  # a UK mobile
+        ("(201) 555-0123", "US", None),  # North America: fixed line or mobile, kept
+    ],
+)
+def test_a_landline_is_skipped_for_sms_and_kept_for_email(
+    tmp_path: Path, phone: str, region: str, reason: str | None
+) -> None:
+    path = csv_file(tmp_path, HEADER + f'ada@example.com,"{phone}",Ada,en,yes,yes\n')
+    sent, skipped = address(CsvAudience(path), "sms", region)
+    assert skipped == ({reason: 1} if reason else {})
+    assert len(sent) == (0 if reason else 1)
+    assert address(CsvAudience(path), "email", region) == (["ada@example.com"], Counter())
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"], ids=["semicolon", "tab"])
+def test_a_semicolon_or_tab_separated_file_is_read_like_a_comma_separated_one(
+    tmp_path: Path, delimiter: str
+) -> None:
+    d = delimiter
+    lines = [
+        f"email{d}phone{d}name{d}sms_opt_in",
+        f"ada@example.com{d}(201) 555-0123{d}Lovelace, Ada{d}yes",
+        f'bob@example.com{d}+1 212 555 0147{d}"""Bob""{d} Robert"{d}no',
+    ]
+    path = csv_file(tmp_path, "\n".join(lines) + "\n")
+    items = list(CsvAudience(path))
+    assert [item.name for item in items if isinstance(item, Recipient)] == [
+        "Lovelace, Ada",
+        f'"Bob"{delimiter} Robert',
+    ]
+    assert address(items, "sms") == (["+12015550123"], Counter({"opted out": 1}))
+    assert address(items, "email")[0] == ["ada@example.com", "bob@example.com"]
 
 
 def test_invalid_addresses_are_skipped_and_counted_by_reason(tmp_path: Path) -> None:
@@ -138,11 +178,11 @@ def test_invalid_addresses_are_skipped_and_counted_by_reason(tmp_path: Path) -> 
     )
     assert address(CsvAudience(path), "email") == (
         ["ada@example.com", "o'brien+outage@mail.example.co.uk"],
-        Counter({"invalid email address": 4}),
+        Counter({"invalid email": 4}),
     )
     assert address(CsvAudience(path), "sms") == (
-        ["+12015550123", "+442079460958"],
-        Counter({"invalid phone number": 3, "no phone number": 1}),
+        ["+12015550123"],
+        Counter({"invalid phone": 3, "no phone number": 1, "not a mobile number": 1}),
     )
 
 
@@ -173,11 +213,11 @@ def test_an_explicit_no_holds_for_later_rows_of_the_same_person(tmp_path: Path) 
     )
     assert address(CsvAudience(path), "email") == (
         ["bob@example.com"],
-        Counter({"opted out of email": 1, "opted out in another row": 1, "duplicate": 1}),
+        Counter({"opted out": 1, "opted out in another row": 1, "duplicate": 1}),
     )
     assert address(CsvAudience(path), "sms") == (
         ["+12125550147"],
-        Counter({"not opted in to SMS": 3}),
+        Counter({"opted out": 1, "no sms opt-in": 2}),
     )
 
 
@@ -197,7 +237,7 @@ def test_a_no_after_a_yes_still_wins_when_sending(tmp_path: Path) -> None:
     plan = announcer.preflight(incident, ["sms", "email"], audience=path)
     assert plan.channels["email"].recipients == 1
     assert plan.channels["email"].skipped == {
-        "opted out of email": 1,
+        "opted out": 1,
         "opted out in another row": 1,
     }
     result = announcer.send(incident, ["sms", "email"], audience=path, sandbox=True)
@@ -298,7 +338,7 @@ def test_excel_export_bom_crlf_blank_lines_extra_columns_quotes_and_odd_headers(
         ),
     ]
     assert address(items, "sms") == (["+12015550123", "+12125550147"], Counter())
-    assert address(items, "email") == (["ada@example.com"], Counter({"opted out of email": 1}))
+    assert address(items, "email") == (["ada@example.com"], Counter({"opted out": 1}))
 
 
 def test_short_rows_leave_the_missing_cells_empty(tmp_path: Path) -> None:
@@ -309,29 +349,17 @@ def test_short_rows_leave_the_missing_cells_empty(tmp_path: Path) -> None:
     ]
 
 
-def test_bytes_that_are_not_utf8_are_replaced_and_the_row_judged_on_the_rest(
+def test_a_file_that_is_not_utf8_is_refused_naming_the_line_never_garbled(
     tmp_path: Path,
 ) -> None:
     content = (
         HEADER.encode()
-        + "zoë@example.com,+12015550123,Zoë,fr,yes,yes\n".encode("latin-1")  # a Latin-1 row
-        + b"bob@example.com,+12125550147,Bob \xff\xfe,en,yes,yes\n"
-        + b"nul@example.com,+1202555\x000199,Nul,en,yes,yes\n"
+        + b"bob@example.com,+12125550147,Bob,en,yes,yes\n"
+        + "zoë@example.com,+12015550123,José,fr,yes,yes\n".encode("latin-1")
     )
-    items = list(CsvAudience(csv_file(tmp_path, content)))
-    assert [item.name for item in items if isinstance(item, Recipient)] == [
-        "Zo\ufffd",
-        "Bob \ufffd\ufffd",
-        "Nul",
-    ]
-    assert address(items, "sms") == (
-        ["+12015550123", "+12125550147"],
-        Counter({"invalid phone number": 1}),
-    )
-    assert address(items, "email") == (
-        ["bob@example.com", "nul@example.com"],
-        Counter({"invalid email address": 1}),
-    )
+    message = one_line_error(csv_file(tmp_path, content))
+    assert "audience.csv, line 3: not UTF-8 text (byte 0xeb)" in message
+    assert "Save the file as UTF-8" in message
 
 
 def test_every_iteration_reads_the_file_afresh(tmp_path: Path) -> None:
@@ -361,15 +389,16 @@ def test_a_million_rows_are_streamed_not_loaded(tmp_path: Path) -> None:
     size = path.stat().st_size
     assert size > 60_000_000
 
-    started = time.perf_counter()
+    # CPU time, not wall time: the bound is about this code, not a busy shared machine.
+    started = time.process_time()
     counts: Counter[str] = Counter()
     last = None
     for item in CsvAudience(path):
         counts[type(item).__name__] += 1
         last = item
-    assert counts == {"Recipient": 999_000, "SkippedRow": 1_000}
-    assert last == SkippedRow(rows + 1, "invalid opt-in value")
-    assert time.perf_counter() - started < 30
+    assert counts == {"Recipient": 999_000, "CsvRecipient": 1_000}
+    assert isinstance(last, CsvRecipient) and last.unreadable == {"sms_opt_in"}
+    assert time.process_time() - started < 30
 
     # Memory, over the first 50,000 rows (tracing every allocation makes Python ~6x slower):
     # reading the file whole, or keeping the rows, would show up at once as megabytes.
@@ -402,9 +431,9 @@ def test_the_sending_pass_reuses_the_numbers_preflight_parsed_unless_a_row_chang
     assert first == ["+12015550123", None, None, "+12015550124"]
 
     parsed: list[str] = []
-    real = audience.normalise_phone
+    real = audience.phone_number
     monkeypatch.setattr(
-        audience, "normalise_phone", lambda raw, region: parsed.append(raw) or real(raw, region)
+        audience, "phone_number", lambda raw, region: parsed.append(raw) or real(raw, region)
     )
     rows[3] = Recipient(phone="(201) 555-0199", sms_opt_in="yes")  # edited in between
     targets = audience.Targets("sms", "US", numbers=memo)

@@ -45,7 +45,7 @@ def test_environment_sets_secrets_and_overrides(
     path = write(
         tmp_path,
         "channels:\n  sms: {driver: twilio, from: '+15005550006'}\n"
-        "  email: {driver: smtp, host: mail, fallback: {driver: sendgrid}}\n",
+        "  email: {driver: smtp, host: mail, from: a@shop.example, fallback: {driver: sendgrid}}\n",
     )
     monkeypatch.setenv("OUTAGECOMMS_CHANNELS__SMS__ACCOUNT_SID", "AC-from-env-123")
     monkeypatch.setenv("outagecomms_channels__sms__auth_token", "token-from-env-456")
@@ -129,7 +129,8 @@ def test_missing_credentials_name_the_variable(tmp_path: Path) -> None:
             tmp_path,
             "channels:\n  sms: {driver: twilio, from: '+15005550006'}\n"
             "  social: {driver: x}\n"
-            "  email: {driver: smtp, host: h, fallback: {driver: sendgrid}}\n",
+            "  email: {driver: smtp, host: h, from: a@shop.example,"
+            " fallback: {driver: sendgrid}}\n",
         )
     )
     with pytest.raises(ConfigError, match="OUTAGECOMMS_CHANNELS__SMS__ACCOUNT_SID"):

@@ -201,3 +201,36 @@ async def test_transport_errors_from_sendgrid_reach_the_caller_as_outcomes(
     async with email_channel(config, closed_port()) as channel:
         outcomes = await channel.send(messages(2))
     assert all(o.state == "failed" and o.retryable for o in outcomes)
+
+
+# --- never twice ---------------------------------------------------------------------
+
+
+async def test_an_smtp_answer_lost_after_data_is_unknown_and_never_sent_through_sendgrid(
+    config: Config, sendgrid: respx.Route
+) -> None:
+    with FakeSMTP(data_delay=2.0) as server:
+        async with email_channel(config, server.port, timeout=0.5) as channel:
+            started = time.monotonic()
+            outcomes = await channel.send(messages(2))
+            elapsed = time.monotonic() - started
+        taken = len(server.messages)
+    first, second = outcomes
+    assert (first.state, first.provider) == ("unknown", "smtp")
+    # The session is unusable after the lost answer: the second was never handed over,
+    # so SendGrid may carry it.
+    assert (second.state, second.provider) == ("sent", "sendgrid")
+    assert taken == 1
+    assert recipients(sendgrid) == ["user1@example.com"]
+    assert elapsed < 1.5
+
+
+async def test_a_4xx_answer_to_data_is_definite_and_moves_the_message_to_sendgrid(
+    config: Config, sendgrid: respx.Route
+) -> None:
+    with FakeSMTP(data_reply="451 4.3.0 Queue full, try later") as server:
+        async with email_channel(config, server.port) as channel:
+            [outcome] = await channel.send(messages(1))
+        assert server.messages == []
+    assert (outcome.state, outcome.provider) == ("sent", "sendgrid")
+    assert recipients(sendgrid) == ["user0@example.com"]

@@ -17,10 +17,10 @@ from typing import Any, cast
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from pydantic import ValidationError
 
 from outagecomms.channels.smtp_email import SmtpEmail
 from outagecomms.config import Config, SmtpSettings
-from outagecomms.errors import ConfigError
 from outagecomms.models import Incident, Message
 from outagecomms.redact import register_secret
 from tests.fakes import closed_port, silent_server
@@ -333,7 +333,6 @@ async def test_check(server: Server, config: Config) -> None:
     assert unreachable.status == "error" and unreachable.detail
 
 
-async def test_a_missing_sender_is_refused_at_open(config: Config) -> None:
-    settings = SmtpSettings.model_validate({"driver": "smtp", "host": HOST})
-    with pytest.raises(ConfigError, match="set 'from'"):
-        await SmtpEmail("email", "email", settings, config).open()
+def test_a_missing_sender_is_refused_with_the_settings() -> None:
+    with pytest.raises(ValidationError, match="set 'from'"):
+        SmtpSettings.model_validate({"driver": "smtp", "host": HOST})

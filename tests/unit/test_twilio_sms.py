@@ -12,11 +12,11 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 import respx
+from pydantic import ValidationError
 
 from outagecomms.channels import twilio_sms
 from outagecomms.channels.twilio_sms import HttpxTwilioClient, TwilioSms
 from outagecomms.config import Config, TwilioSettings
-from outagecomms.errors import ConfigError
 from outagecomms.models import Incident, Message
 from tests.fakes.twilio import FakeTwilio
 
@@ -346,12 +346,11 @@ async def test_unreadable_success_is_unknown_not_resent(
     assert outcome.state == "unknown" and not outcome.retryable
 
 
-async def test_missing_sender_is_a_config_error(config: Config) -> None:
-    channel = TwilioSms("sms", "sms", settings(**{"from": None}), config)
-    with pytest.raises(ConfigError) as caught:
-        await channel.open()
+def test_missing_sender_is_refused_with_the_settings() -> None:
+    with pytest.raises(ValidationError) as caught:
+        settings(**{"from": None})
     text = str(caught.value)
-    assert "'from'" in text and "messaging_service_sid" in text and "channels.yaml" in text
+    assert "'from'" in text and "messaging_service_sid" in text
 
 
 # --- check -----------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 import respx
 from oauthlib.common import Request as OAuthRequest
 from oauthlib.oauth1.rfc5849 import signature
+from pydantic import ValidationError
 
 from outagecomms.channels.x import XPosts
 from outagecomms.config import Config, XSettings
@@ -367,10 +368,9 @@ async def test_missing_credentials_name_the_variables(config: Config) -> None:
     assert "OUTAGECOMMS_CHANNELS__SOCIAL__CONSUMER_KEY " not in text
 
 
-async def test_a_base_url_without_a_scheme_is_a_config_error(config: Config) -> None:
-    channel = XPosts("social", "social", settings(bearer_token=BEARER, base_url="x.test"), config)
-    with pytest.raises(ConfigError, match="base_url"):
-        await channel.open()
+def test_a_base_url_without_a_scheme_is_refused_with_the_settings() -> None:
+    with pytest.raises(ValidationError, match="http:// or https://"):
+        settings(bearer_token=BEARER, base_url="x.test")
 
 
 # --- against the fake X server ---------------------------------------------------

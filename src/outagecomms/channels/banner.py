@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import Config, FileBannerSettings, HttpBannerSettings
 from ..models import Incident, Message, Outcome
-from .base import Channel, CheckResult, HttpChannel, http_failure, short
+from .base import Channel, CheckResult, HttpChannel, http_failure, short, unreadable_success
 
 #: How long a "resolved" banner stays up before the site should hide it.
 RESOLVED_BANNER_HOURS = 24
@@ -111,7 +111,8 @@ class HttpBanner(HttpChannel):
             )
             if response.is_success:
                 outcomes.append(
-                    Outcome.sent(response.headers.get("etag") or document["updated_at"])
+                    unreadable_success("The banner endpoint", response)
+                    or Outcome.sent(response.headers.get("etag") or document["updated_at"])
                 )
             else:
                 outcomes.append(http_failure(response, None, short(response.text)))

@@ -8,10 +8,15 @@ announcer, never in an adapter.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
+import json
+import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -21,6 +26,8 @@ import httpx
 from ..config import Config, DriverSettings, HttpDriverSettings
 from ..models import Kind, Message, Outcome
 from ..redact import redact
+
+log = logging.getLogger(__name__)
 
 CheckStatus = Literal["accepted", "refused", "not checkable", "error"]
 
@@ -133,17 +140,83 @@ class _NoCookies(httpx.Cookies):
         return None
 
 
+@dataclass(slots=True)
+class RequestTrace:
+    """How far one provider request got, so a deadline can tell "never sent" from "maybe sent".
+
+    ``started`` is set when the transport reports that it began the request, ``sent``
+    once the request's first bytes were handed to the connection. A transport that
+    reports nothing leaves both false: the request may then have gone out.
+    """
+
+    started: bool = False
+    sent: bool = False
+
+    def timeout_error(self, seconds: float) -> httpx.TimeoutException:
+        """The error of a request that outlived its deadline: a connect timeout (nothing
+        reached the provider) only when the request was certainly not written yet."""
+        text = f"no complete answer within the {seconds:g}s timeout"
+        if self.started and not self.sent:
+            return httpx.ConnectTimeout(text + " (the request was never sent)")
+        return httpx.ReadTimeout(text)
+
+
+_trace: ContextVar[RequestTrace | None] = ContextVar("outagecomms_request_trace", default=None)
+
+
+def current_trace() -> RequestTrace | None:
+    """The trace of the provider request running in this task (or thread), if any."""
+    return _trace.get()
+
+
+@contextlib.asynccontextmanager
+async def total_deadline(seconds: float) -> AsyncIterator[RequestTrace]:
+    """Bound one whole provider exchange, from the request to the last byte of the answer.
+
+    A per-read timeout alone lets a server that trickles a byte at a time hold a
+    send forever; this deadline cannot be stretched. On expiry it raises the
+    ``httpx.TimeoutException`` of ``RequestTrace.timeout_error``, so the usual
+    classification (``network_failure``) decides between retry and ``unknown``.
+    """
+    trace = RequestTrace()
+    token = _trace.set(trace)
+    try:
+        async with asyncio.timeout(seconds) as scope:
+            yield trace
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        raise trace.timeout_error(seconds) from None
+    finally:
+        _trace.reset(token)
+
+
+async def _on_request_start(*_: object) -> None:
+    trace = _trace.get()
+    if trace is not None:
+        trace.started = True
+
+
+async def _on_request_headers_sent(*_: object) -> None:
+    trace = _trace.get()
+    if trace is not None:
+        trace.sent = True
+
+
 class ApiClient(httpx.AsyncClient):
-    """An ``httpx.AsyncClient`` that keeps no cookies.
+    """An ``httpx.AsyncClient`` that keeps no cookies and gives every request a total deadline.
 
     Provider APIs authenticate every request and need no session cookie, while
     httpx runs every answer through a ``http.cookiejar`` pass: about 50 µs a
     request, as much as the rest of httpx's own work (bench/RESULTS.md).
+    ``deadline`` (the channel's ``timeout``) bounds each whole exchange: request,
+    answer headers and body (``total_deadline``).
     """
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, deadline: float, **options: Any) -> None:
         super().__init__(**options)
         self._no_cookies = _NoCookies()
+        self.deadline = deadline
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -153,15 +226,40 @@ class ApiClient(httpx.AsyncClient):
     def cookies(self, cookies: object) -> None:
         raise TypeError("an ApiClient keeps no cookies")
 
+    async def send(self, request: httpx.Request, **options: Any) -> httpx.Response:
+        if options.get("stream"):
+            return await super().send(request, **options)
+        async with total_deadline(self.deadline):
+            return await super().send(request, **options)
+
+
+def _traced_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """The aiohttp transport, its session reporting when each request starts and is sent."""
+    import aiohttp
+    from httpx_aiohttp import AiohttpTransport
+
+    class _Traced(AiohttpTransport):
+        def get_client(self) -> aiohttp.ClientSession:
+            trace = aiohttp.TraceConfig()
+            trace.on_request_start.append(_on_request_start)
+            trace.on_request_headers_sent.append(_on_request_headers_sent)
+            connector = aiohttp.TCPConnector(
+                keepalive_timeout=self.limits.keepalive_expiry,
+                ssl=self.ssl_context,
+                limit=self.limits.max_connections or 0,
+            )
+            return aiohttp.ClientSession(connector=connector, trace_configs=[trace])
+
+    return _Traced(limits=limits, trust_env=False)
+
 
 def make_http_client(*, timeout: float, connections: int, **options: Any) -> httpx.AsyncClient:
     """An ``ApiClient`` on the aiohttp transport, its pool sized to the concurrency."""
-    from httpx_aiohttp import AiohttpTransport
-
     limits = httpx.Limits(max_connections=max(connections, 1), max_keepalive_connections=None)
     headers = {"User-Agent": "outagecomms", **options.pop("headers", {})}
     return ApiClient(
-        transport=AiohttpTransport(limits=limits, trust_env=False),
+        deadline=timeout,
+        transport=_traced_transport(limits),
         timeout=httpx.Timeout(timeout),
         headers=headers,
         **options,
@@ -185,6 +283,61 @@ def never_reached_provider(exc: BaseException) -> bool:
     if isinstance(cause, aiohttp.ClientError):
         return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
     return True
+
+
+def network_failure(exc: BaseException) -> Outcome:
+    """A transport error as an outcome. Only a request that certainly never reached the
+    provider is a transient failure (retried, or moved to a fallback); one that may have
+    reached it is ``unknown``, because sending it again could deliver it twice."""
+    text = redact(str(exc)) or type(exc).__name__
+    if never_reached_provider(exc):
+        return Outcome.failed(f"could not connect: {text}", code="connect", retryable=True)
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        # A base_url that is not http(s): nothing left, and no message can.
+        return Outcome.failed(f"cannot send: {text}", code="config", fatal=True)
+    if isinstance(exc, httpx.TransportError):
+        return Outcome(
+            state="unknown",
+            code="no-answer",
+            error=f"no complete answer from the provider ({type(exc).__name__}: {text}); "
+            "it may or may not have the message",
+        )
+    if isinstance(exc, OSError | asyncio.TimeoutError):
+        return Outcome.failed(f"network error: {text}", code="network", retryable=True)
+    log.exception("unexpected error in a channel adapter")
+    return Outcome.failed(f"internal error: {type(exc).__name__}: {text}", code="internal")
+
+
+def unreadable_answer(provider: str, status: int, body: str) -> Outcome:
+    """The outcome of a 2xx answer the product cannot read: the provider accepted the
+    request, so the message may exist; ``unknown``, never ``failed`` (which is resent)."""
+    return Outcome(
+        state="unknown",
+        code="bad-answer",
+        error=f"{provider} answered HTTP {status} but the answer could not be read "
+        f"({short(body, 200) or 'empty'}); it may or may not have the message",
+    )
+
+
+def json_object(body: str | bytes) -> dict[str, Any] | None:
+    """``body`` parsed as a JSON object, or None when it is not one (``[]``, ``null``, text)."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def declares_json(response: httpx.Response) -> bool:
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def unreadable_success(provider: str, response: httpx.Response) -> Outcome | None:
+    """``unreadable_answer`` for a 2xx that says it is JSON but is not a JSON object."""
+    if response.content and declares_json(response) and json_object(response.content) is None:
+        return unreadable_answer(provider, response.status_code, response.text)
+    return None
 
 
 def is_transient_status(status: int) -> bool:
@@ -232,6 +385,7 @@ def http_failure(response: httpx.Response, code: str | int | None, message: str)
 
 
 def short(text: str, limit: int = 300) -> str:
-    """A provider's error body cut to a readable length, secrets removed."""
-    text = " ".join(text.split())
-    return redact(text if len(text) <= limit else text[: limit - 1] + "…")
+    """A provider's error body cut to a readable length, secrets removed first (a cut
+    through a secret would leave a part of it that no longer matches)."""
+    text = redact(" ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"

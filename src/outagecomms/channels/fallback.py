@@ -4,6 +4,13 @@ The primary is probed when the channel opens; when it is down, or when it
 fails transiently during the run, it is given up for the rest of the run
 and every remaining message goes through the fallback. Each outcome names
 the driver that carried it, so the ledger shows who delivered what.
+
+Never twice: a message moves to the fallback only when the primary certainly
+does not have it: the connection was refused, the name did not resolve, or
+the primary gave a definite error answer (4xx/5xx, an SMTP error reply). A
+failure after the request went out (a read timeout, a connection dropped
+while waiting for the answer) leaves the message ``unknown``, as everywhere
+else, because the primary may have delivered it.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from collections.abc import Sequence
 
 from ..models import Message, Outcome
 from ..redact import redact
-from .base import Channel, CheckResult, CheckStatus
+from .base import Channel, CheckResult, CheckStatus, network_failure
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +79,14 @@ class FallbackChannel(Channel):
         try:
             outcomes = await self.primary.send(messages)
         except Exception as exc:
-            self._give_up(redact(str(exc)) or type(exc).__name__)
-            return await self._via_secondary(messages)
+            outcomes = [network_failure(exc) for _ in messages]
         for outcome in outcomes:
             outcome.provider = outcome.provider or self.primary.driver
-        retry = [i for i, o in enumerate(outcomes) if o.state == "failed" and o.retryable]
+        # A transient failure is a definite "not taken" (see the module doc); ``unknown``
+        # outcomes and permanent refusals stay with the primary.
+        retry = [
+            i for i, o in enumerate(outcomes) if o.state == "failed" and o.retryable and not o.fatal
+        ]
         if retry:
             self._give_up(outcomes[retry[0]].error_text or "transient failure")
             rerouted = await self._via_secondary([messages[i] for i in retry])

@@ -59,10 +59,16 @@ import httpx
 import markupsafe
 
 from ..config import Config, DriverSettings, SendGridSettings
-from ..errors import ConfigError
 from ..models import Kind, Message, Outcome
 from ..redact import redact, register_secret
-from .base import CheckResult, HttpChannel, http_failure, never_reached_provider, short
+from .base import (
+    CheckResult,
+    HttpChannel,
+    http_failure,
+    network_failure,
+    short,
+    unreadable_success,
+)
 
 if TYPE_CHECKING:
     from sendgrid.helpers.mail import Email
@@ -220,11 +226,6 @@ class SendGridEmail(HttpChannel):
         return {"headers": {"Authorization": f"Bearer {key.get_secret_value()}"}} if key else {}
 
     async def open(self) -> None:
-        if not self.settings.from_:
-            raise ConfigError(
-                f"channel '{self.name}' (sendgrid) has no sender address: set 'from' "
-                f"on channel '{self.name}' in channels.yaml (a verified SendGrid sender)"
-            )
         if self.settings.api_key is not None:
             # Settings built in code (not by load_config) have not registered it yet.
             register_secret(self.settings.api_key.get_secret_value())
@@ -273,7 +274,7 @@ class SendGridEmail(HttpChannel):
                 # Earlier groups may already be sent: answer per message rather than
                 # raise, which would make the caller send those again.
                 for i in indexes:
-                    outcomes[i] = _transport_outcome(exc)
+                    outcomes[i] = network_failure(exc)
                 for later in groups[number + 1 :]:
                     for i in later:
                         outcomes[i] = Outcome.failed(
@@ -298,6 +299,9 @@ class SendGridEmail(HttpChannel):
         response = await self.http.post(self.base_url + MAIL_SEND_PATH, json=body)
         if response.is_success:
             # 202 with X-Message-Id; sandbox mode answers 200 and sends nothing.
+            unreadable = unreadable_success("SendGrid", response)
+            if unreadable is not None:
+                return [unreadable for _ in messages]
             message_id = response.headers.get("x-message-id")
             return [Outcome.sent(message_id) for _ in messages]
         errors = _errors(response)
@@ -310,7 +314,7 @@ class SendGridEmail(HttpChannel):
             try:
                 again = await self._send_group(others, [shapes[i] for i in kept], second_try=True)
             except httpx.TransportError as exc:
-                again = [_transport_outcome(exc) for _ in others]
+                again = [network_failure(exc) for _ in others]
             by_address = {m.recipient.lower(): o for m, o in zip(others, again, strict=True)}
             return [
                 by_address.get(m.recipient.lower())
@@ -486,16 +490,3 @@ def _refused_recipients(
             for address in personalization.get(kind) or []:
                 refused[str(address.get("email", "")).lower()] = _describe(error)
     return refused
-
-
-def _transport_outcome(exc: httpx.TransportError) -> Outcome:
-    text = redact(str(exc)) or type(exc).__name__
-    if never_reached_provider(exc):
-        return Outcome.failed(f"could not connect: {text}", code="connect", retryable=True)
-    # The request may have reached SendGrid: sending again could deliver twice.
-    return Outcome(
-        state="unknown",
-        code="no-answer",
-        error=f"no complete answer from SendGrid ({type(exc).__name__}: {text}); "
-        "it may or may not have the message",
-    )

@@ -13,7 +13,7 @@ from ..config import SlackSettings, env_name
 from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import register_secret
-from .base import CheckResult, HttpChannel, http_failure, short
+from .base import CheckResult, HttpChannel, http_failure, short, unreadable_success
 
 #: Answers meaning the webhook itself is gone or revoked: no later message can pass.
 _DEAD_WEBHOOK = frozenset({403, 404, 410})
@@ -48,7 +48,7 @@ class SlackWebhook(HttpChannel):
                 continue
             response = await self.http.post(self.webhook_url, json={"text": message.text})
             if response.is_success:
-                outcomes.append(Outcome.sent("slack"))
+                outcomes.append(unreadable_success("Slack", response) or Outcome.sent("slack"))
                 continue
             # Slack answers a bare error code as plain text ("rate_limited", "no_text").
             code = response.text.strip()

@@ -16,6 +16,7 @@ have queued it, and sending it elsewhere could deliver it twice.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import socket
 from collections.abc import Sequence
@@ -24,7 +25,6 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 from ..config import SmtpSettings
-from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
 from .base import Channel, CheckResult
@@ -62,11 +62,6 @@ class SmtpEmail(Channel):
     batch_size = BATCH_SIZE
 
     async def open(self) -> None:
-        if not self.settings.from_:
-            raise ConfigError(
-                f"channel '{self.name}' (smtp) has no sender address: set 'from' "
-                f"on channel '{self.name}' in channels.yaml"
-            )
         if self.settings.password is not None:
             # Settings built in code (not by load_config) have not registered it yet.
             register_secret(self.settings.password.get_secret_value())
@@ -92,11 +87,19 @@ class SmtpEmail(Channel):
         )
 
     async def _connect(self, timeout: float) -> aiosmtplib.SMTP:
-        """An open session: connected, upgraded and logged in as configured, EHLO done."""
+        """An open session: connected, upgraded and logged in as configured, EHLO done,
+        all within ``timeout`` (a server answering a byte at a time cannot stretch it)."""
         session = self._session(timeout)
-        await session.connect()
-        if session.is_ehlo_or_helo_needed:
-            await session.ehlo()
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                await session.connect()
+                if session.is_ehlo_or_helo_needed:
+                    await session.ehlo()
+        except BaseException as exc:
+            session.close()
+            if isinstance(exc, TimeoutError) and scope.expired():
+                raise TimeoutError(_timed_out(timeout)) from None
+            raise
         return session
 
     @staticmethod
@@ -174,9 +177,11 @@ class SmtpEmail(Channel):
             return Outcome.failed(redact(f"cannot build the email: {exc}"), code="invalid")
         session.data_started = False  # type: ignore[attr-defined]
         try:
-            await session.send_message(
-                email, sender=self.settings.from_, recipients=[message.recipient]
-            )
+            # ``timeout`` bounds the whole exchange for this message, not each read.
+            async with asyncio.timeout(self.settings.timeout):
+                await session.send_message(
+                    email, sender=self.settings.from_, recipients=[message.recipient]
+                )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             return _reply_failure(refused.code, refused.message)
@@ -189,7 +194,9 @@ class SmtpEmail(Channel):
             # DATA refused, 421 closing: a definite answer, nothing queued.
             return _reply_failure(exc.code, exc.message)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-            reason = self._describe(exc)
+            # TimeoutError (the deadline) is an OSError; the session is unusable after it.
+            session.close()
+            reason = self._describe(exc) if str(exc) else _timed_out(self.settings.timeout)
             if getattr(session, "data_started", False):
                 return Outcome(
                     state="unknown",
@@ -244,6 +251,10 @@ def _reply_failure(code: int, text: str) -> Outcome:
         code=code,
         retryable=400 <= code < 500,
     )
+
+
+def _timed_out(seconds: float) -> str:
+    return f"timed out: no complete answer within the {seconds:g}s timeout"
 
 
 def _local_hostname() -> str:

@@ -28,7 +28,6 @@ connection is retried, a request that may have arrived becomes ``unknown``).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -42,10 +41,17 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from ..config import TwilioSettings, require_credentials
-from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
-from .base import CheckResult, HttpChannel, is_transient_status, retry_after, short
+from .base import (
+    CheckResult,
+    HttpChannel,
+    is_transient_status,
+    json_object,
+    retry_after,
+    short,
+    unreadable_answer,
+)
 
 if TYPE_CHECKING:
     from twilio.rest.api.v2010.account.message import MessageList
@@ -72,6 +78,15 @@ _SDK_PREFIX = re.compile(r"^Unable to \w+ record: ")
 _answer_headers: ContextVar[Mapping[str, str] | None] = ContextVar(
     "twilio_answer_headers", default=None
 )
+
+
+class UnreadableAnswer(TwilioException):
+    """A 2xx answer that is not a JSON object: Twilio took the request, its result is unclear."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status} with an unreadable body")
+        self.status = status
+        self.body = body
 
 
 class HttpxTwilioClient(AsyncHttpClient):
@@ -121,6 +136,9 @@ class HttpxTwilioClient(AsyncHttpClient):
         answer_headers = dict(response.headers.items())
         _answer_headers.set(answer_headers)
         text = response.content.decode("utf-8", errors="replace")
+        if response.is_success and json_object(response.content) is None:
+            # The SDK would fail on it with an AttributeError: say what it is instead.
+            raise UnreadableAnswer(response.status_code, text)
         return Response(response.status_code, text, answer_headers)
 
 
@@ -136,11 +154,6 @@ class TwilioSms(HttpChannel):
 
     async def open(self) -> None:
         settings = self.settings
-        if not (settings.from_ or settings.messaging_service_sid):
-            raise ConfigError(
-                f"channel '{self.name}' (twilio) has no sender: set 'from' (a Twilio phone "
-                f"number) or 'messaging_service_sid' on channel '{self.name}' in channels.yaml"
-            )
         require_credentials(self.name, settings)
         for secret in (
             settings.account_sid,
@@ -192,15 +205,12 @@ class TwilioSms(HttpChannel):
             created = await self._messages.create_async(
                 to=message.recipient, body=message.text, **self._sender
             )
+        except UnreadableAnswer as exc:
+            return unreadable_answer("Twilio", exc.status, exc.body)
         except TwilioException as exc:
             return _failure(exc, _answer_headers.get() or {})
-        except json.JSONDecodeError:
-            # The SDK only parses the body of a 2xx: Twilio took the message.
-            return Outcome(
-                state="unknown",
-                code="bad-answer",
-                error="Twilio accepted the message but its answer could not be read",
-            )
+        if not created.sid:
+            return unreadable_answer("Twilio", 201, "an answer without a message SID")
         return Outcome.sent(created.sid)
 
     # --- check ---------------------------------------------------------------

@@ -33,7 +33,15 @@ from ..config import XSettings, env_name
 from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
-from .base import Channel, CheckResult, is_transient_status, retry_after, short
+from .base import (
+    Channel,
+    CheckResult,
+    current_trace,
+    is_transient_status,
+    retry_after,
+    short,
+    total_deadline,
+)
 
 #: The host tweepy writes into every request URL (``BaseClient.request``).
 TWEEPY_HOST = "https://api.twitter.com"
@@ -77,12 +85,6 @@ class XPosts(Channel):
             if secret is not None:
                 # Settings built in code (not by load_config) have not registered them yet.
                 register_secret(secret.get_secret_value())
-        url = httpx.URL(self.base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            # Caught here: requests would raise its own exception type mid-send instead.
-            raise ConfigError(
-                f"channel '{self.name}' (x): base_url {self.base_url!r} is not an http(s) URL"
-            )
         values = {k: (v.get_secret_value() if v is not None else None) for k, v in secrets.items()}
         if all(values[key] for key in _OAUTH1_KEYS):
             # Preferred when both are set: OAuth 1.0a user tokens do not expire, while an
@@ -129,12 +131,15 @@ class XPosts(Channel):
     async def _post(self, message: Message) -> Outcome:
         """One ``POST /2/tweets``. httpx errors propagate: the announcer classifies them."""
         try:
-            response: requests.Response = await asyncio.to_thread(
-                self.client.create_tweet,
-                text=message.text,
-                in_reply_to_tweet_id=message.reply_to,
-                user_auth=self._user_auth,
-            )
+            # The request runs in a thread that cannot be cancelled; past the deadline it
+            # is left to finish on its own and the post's fate is decided from its trace.
+            async with total_deadline(self.settings.timeout):
+                response: requests.Response = await asyncio.to_thread(
+                    self.client.create_tweet,
+                    text=message.text,
+                    in_reply_to_tweet_id=message.reply_to,
+                    user_auth=self._user_auth,
+                )
         except tweepy.HTTPException as exc:
             return self._failure(exc.response)
         post_id = _data(response).get("id")
@@ -187,9 +192,10 @@ class XPosts(Channel):
     async def check(self) -> CheckResult:
         """``GET /2/users/me``: an authenticated read that posts nothing."""
         try:
-            response: requests.Response = await asyncio.to_thread(
-                self.client.get_me, user_auth=self._user_auth
-            )
+            async with total_deadline(self.settings.timeout):
+                response: requests.Response = await asyncio.to_thread(
+                    self.client.get_me, user_auth=self._user_auth
+                )
         except httpx.HTTPError as exc:
             return CheckResult("error", redact(f"cannot reach X: {exc}") or "network error")
         except tweepy.HTTPException as exc:
@@ -302,12 +308,23 @@ class HttpxAdapter(requests.adapters.BaseAdapter):
             request.url or "",
             headers=dict(request.headers),
             content=request.body,
+            extensions={"trace": _trace_progress},
         )
         return _as_requests_response(request, answer)
 
     def close(self) -> None:
         # The channel owns the httpx client and closes it; the session must not.
         pass
+
+
+def _trace_progress(event: str, info: Mapping[str, Any]) -> None:
+    """httpcore's trace hook: note in the ``total_deadline`` trace how far the request got."""
+    trace = current_trace()
+    if trace is None:
+        return
+    trace.started = True
+    if event.startswith(("http11.send_request_headers", "http2.send_request_headers")):
+        trace.sent = True
 
 
 def _as_requests_response(

@@ -9,11 +9,9 @@ import random
 import time
 from collections.abc import Sequence
 
-import httpx
-
-from ..channels.base import never_reached_provider
+# One classification for the announcer and FallbackChannel alike.
+from ..channels.base import network_failure as network_failure
 from ..models import Outcome
-from ..redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +67,3 @@ def backoff(attempt: int) -> float:
 def is_transient(outcome: Outcome) -> bool:
     """A failure a later attempt may fix."""
     return outcome.state == "failed" and outcome.retryable and not outcome.fatal
-
-
-def network_failure(exc: BaseException) -> Outcome:
-    """A transport error as an outcome. A request that may have reached the provider is
-    ``unknown`` rather than retried, because retrying it could send the message twice."""
-    text = redact(str(exc)) or type(exc).__name__
-    if never_reached_provider(exc):
-        return Outcome.failed(f"could not connect: {text}", code="connect", retryable=True)
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        # A base_url that is not http(s): nothing left, and no message can.
-        return Outcome.failed(f"cannot send: {text}", code="config", fatal=True)
-    if isinstance(exc, httpx.TransportError):
-        return Outcome(
-            state="unknown",
-            code="no-answer",
-            error=f"no complete answer from the provider ({type(exc).__name__}: {text}); "
-            "it may or may not have the message",
-        )
-    if isinstance(exc, OSError | asyncio.TimeoutError):
-        return Outcome.failed(f"network error: {text}", code="network", retryable=True)
-    log.exception("unexpected error in a channel adapter")
-    return Outcome.failed(f"internal error: {type(exc).__name__}: {text}", code="internal")
