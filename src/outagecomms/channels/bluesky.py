@@ -40,7 +40,6 @@ from atproto_client.request import AsyncRequest, RequestBase
 from atproto_client.utils import detect_facets
 
 from ..config import BlueskySettings, env_name, require_credentials
-from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import register_secret
 from .base import CheckResult, HttpChannel, is_transient_status, short
@@ -115,12 +114,6 @@ class BlueskyPosts(HttpChannel):
         require_credentials(self.name, self.settings)
         assert self.settings.app_password is not None
         register_secret(self.settings.app_password.get_secret_value())
-        url = httpx.URL(self.base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError(
-                f"channel '{self.name}' (bluesky): base_url {self.base_url!r} is not the "
-                "https:// address of a PDS (https://bsky.social for most accounts)"
-            )
         await super().open()
         self.client = AsyncClient(self.base_url, request=_SharedRequest(self.http))
         self.client.on_session_change(self._on_session)

@@ -29,7 +29,6 @@ from typing import Any
 import httpx
 
 from ..config import MastodonSettings, env_name, require_credentials
-from ..errors import ConfigError
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
 from .base import CheckResult, HttpChannel, http_failure, short
@@ -60,12 +59,6 @@ class MastodonPosts(HttpChannel):
         assert self.settings.access_token is not None
         # Settings built in code (not by load_config) have not registered it yet.
         register_secret(self.settings.access_token.get_secret_value())
-        url = httpx.URL(self.base_url)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ConfigError(
-                f"channel '{self.name}' (mastodon): base_url {self.base_url!r} is not the "
-                "https:// address of a Mastodon instance"
-            )
         await super().open()
 
     # --- sending ---------------------------------------------------------------
