@@ -31,8 +31,8 @@ from .redact import RedactingFilter, redact
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from .announcer import Announcer, Plan
-    from .models import Incident
+    from .announcer import Announcer, ChannelPlan, Plan
+    from .models import Incident, Message
     from .result import ChannelResult, Result
     from .store import Row
     from .views import RowFilter
@@ -391,7 +391,8 @@ def _check_audience(announcer: Announcer) -> bool:
 
 
 def _check_templates(announcer: Announcer) -> None:
-    """Render every channel at every status with sample data, to catch template mistakes."""
+    """Render every channel at every status, in every language that has templates, with
+    sample data, to catch template mistakes."""
     from datetime import UTC, datetime, timedelta
 
     from .models import PER_RECIPIENT_KINDS, Incident, Recipient
@@ -410,7 +411,8 @@ def _check_templates(announcer: Announcer) -> None:
         for name in announcer.config.channels:
             kind = announcer.kind_of(name)
             person = sample if kind in PER_RECIPIENT_KINDS else None
-            renderer.render_parts(name, kind, person)
+            for locale in renderer.template_locales():
+                renderer.render_parts(name, kind, person, locale)
 
 
 # --- preview --------------------------------------------------------------------
@@ -452,33 +454,31 @@ def _show_plan(plan: Plan, zone: str = "UTC") -> None:
         f"Started {both_times(incident.started_at, zone)}"
         + (f"; expected fix {both_times(incident.eta, zone)}" if incident.eta else "")
     )
-    from .limits import x_weighted_length
 
     for name, p in plan.channels.items():
-        message = p.sample
         reach = "broadcast" if p.kind not in ("sms", "email") else f"{p.recipients} recipients"
         out.rule(f"[bold]{escape(name)}[/] ({p.settings.driver}, {p.kind}) — {reach}", align="left")
-        if message is None:
+        if p.sample is None:
             out.print("[yellow]Nobody to send to on this channel.[/]")
-        elif p.kind == "sms":
-            longest = p.longest_sms
-            assert longest is not None
-            out.print(escape(message.text))
-            out.print(
-                f"[dim]{len(message.text)} characters, {longest.encoding}; longest message "
-                f"{longest.segments} segment(s) of max {getattr(p.settings, 'max_segments', '?')}; "
-                f"about {p.total_segments} SMS billed in total[/]"
-            )
-        elif p.kind == "social":
-            out.print(escape(message.text))
-            out.print(f"[dim]{x_weighted_length(message.text)}/280 weighted characters[/]")
-        elif p.kind == "email":
-            out.print(f"Subject: {escape(message.subject or '')}")
-            out.print(escape(message.text))
-            out.print(f"[dim]html part: {len(message.html or '')} characters[/]")
+        elif len(p.samples) > 1:
+            # One sample per language in use, most common first.
+            for locale, count in p.locales.most_common():
+                out.print(f"[bold]{escape(locale)}[/] — {count} recipient(s):")
+                _show_sample(p, p.samples[locale])
         else:
-            out.print(escape(message.text))
-            out.print(f"[dim]{len(message.text)} characters[/]")
+            _show_sample(p, p.sample)
+        if p.kind == "sms" and p.longest_sms is not None:
+            out.print(
+                f"[dim]Longest message {p.longest_sms.segments} segment(s) of max "
+                f"{getattr(p.settings, 'max_segments', '?')}; about {p.total_segments} SMS "
+                "billed in total[/]"
+            )
+        if p.invalid_locales:
+            default = escape(plan.locale)
+            out.print(
+                f"[yellow]{p.invalid_locales} recipient(s) have a locale that is not a language "
+                f"tag such as en or fr-CA; they get the {default} text.[/]"
+            )
         if p.skipped:
             reasons = ", ".join(f"{count} {reason}" for reason, count in p.skipped.items())
             out.print(f"[dim]Not sent to: {escape(reasons)}[/]")
@@ -488,6 +488,32 @@ def _show_plan(plan: Plan, zone: str = "UTC") -> None:
                 f"[dim]Quiet hours {quiet} in each recipient's time: messages inside them wait "
                 "for a later send (--ignore-quiet-hours sends them now).[/]"
             )
+
+
+def _show_sample(p: ChannelPlan, message: Message) -> None:
+    """One rendered message of a channel, with its length against the channel's limit."""
+    from .limits import sms_length, social_limit
+
+    if p.kind == "sms":
+        length = sms_length(message.text)
+        out.print(escape(message.text))
+        out.print(
+            f"[dim]{length.characters} characters, {length.encoding}, "
+            f"{length.segments} segment(s)[/]"
+        )
+    elif p.kind == "social":
+        rule = social_limit(p.settings.driver)
+        out.print(escape(message.text))
+        out.print(
+            f"[dim]{rule.measure(message.text)}/{rule.maximum} {rule.unit} on {rule.network}[/]"
+        )
+    elif p.kind == "email":
+        out.print(f"Subject: {escape(message.subject or '')}")
+        out.print(escape(message.text))
+        out.print(f"[dim]html part: {len(message.html or '')} characters[/]")
+    else:
+        out.print(escape(message.text))
+        out.print(f"[dim]{len(message.text)} characters[/]")
 
 
 # --- send -----------------------------------------------------------------------

@@ -80,6 +80,8 @@ class Organization(BaseModel):
     status_url: str | None = None
     #: IANA zone for the times people read (CLI output; templates through ``when``).
     timezone: str = "UTC"
+    #: Language of broadcast channels, and of recipients without (or with an invalid) ``locale``.
+    locale: str = "en"
     #: Shown at the top of the default emails instead of the name (an https image URL).
     logo_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     #: The default emails' accent colour (header rule, button), as #rgb or #rrggbb.
@@ -96,8 +98,17 @@ class Organization(BaseModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
-                f"'{value}' is not a time zone; use an IANA name such as Europe/Paris"
+                f"'{value}' is not an IANA time zone such as UTC, Europe/Paris or America/New_York"
             ) from None
+        return value
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        from .locales import normalise_locale
+
+        if normalise_locale(value) is None:
+            raise ValueError(f"'{value}' is not a language tag such as en, fr-CA or de")
         return value
 
 
@@ -212,6 +223,32 @@ class XSettings(HttpDriverSettings):
             return []
         oauth1 = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
         return [key for key in oauth1 if getattr(self, key) is None]
+
+
+class MastodonSettings(HttpDriverSettings):
+    """A Mastodon account: ``base_url`` is its instance (there is no default instance)."""
+
+    kind = "social"
+    secrets = ("access_token",)
+
+    driver: Literal["mastodon"] = "mastodon"
+    base_url: str  # type: ignore[assignment]  # required here: the instance
+    visibility: Literal["public", "unlisted", "private", "direct"] = "public"
+    #: ISO 639 code sent with each post; default: the language of the message's locale.
+    language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}$")
+    access_token: SecretStr | None = None
+
+
+class BlueskySettings(HttpDriverSettings):
+    """A Bluesky account: ``handle`` and an app password, on its PDS (``base_url``)."""
+
+    kind = "social"
+    secrets = ("app_password",)
+    default_base_url = "https://bsky.social"
+
+    driver: Literal["bluesky"] = "bluesky"
+    handle: str = Field(min_length=1)
+    app_password: SecretStr | None = None
 
 
 class FileBannerSettings(DriverSettings):
@@ -420,6 +457,8 @@ class CampaignsSettings(BaseModel):
 DRIVERS: dict[str, type[DriverSettings]] = {
     "twilio": TwilioSettings,
     "x": XSettings,
+    "mastodon": MastodonSettings,
+    "bluesky": BlueskySettings,
     "file": FileBannerSettings,
     "http": HttpBannerSettings,
     "sendgrid": SendGridSettings,

@@ -251,6 +251,9 @@ class Message:
     reply_to: str | None = None
     #: Email: the recipient's one-click unsubscribe link (``serve.public_url`` set).
     unsubscribe_url: str | None = None
+    #: The language tag the message is written in (``fr-CA``): the template folder and
+    #: the ``when`` filter's formats followed it.
+    locale: str | None = None
 
     @property
     def announcement(self) -> str:

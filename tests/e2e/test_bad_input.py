@@ -180,7 +180,7 @@ def test_incident_file_not_found(run: Run, shop: Path) -> None:
 
 # --- templates -----------------------------------------------------------------------------------
 
-USE_ONLY = "use only incident, organization, recipient, channel and vars"
+USE_ONLY = "use only incident, organization, recipient, channel, locale and vars"
 
 
 @pytest.mark.parametrize(

@@ -112,7 +112,7 @@ def test_missing_template(tmp_path: Path) -> None:
     renderer.candidates("odd", "banner", "html")
     # Packaged defaults exist for every kind, so a missing template needs an unknown part.
     with pytest.raises(TemplateError, match="no banner template for 'svg'"):
-        renderer._part("odd", "banner", "svg")
+        renderer._part("odd", "banner", "svg", "en")
 
 
 def test_sms_over_max_segments_is_a_limit_error(tmp_path: Path) -> None:
@@ -204,7 +204,7 @@ def test_filling_in_fields_gives_exactly_a_full_rendering(
     config = make_config(tmp_path)
     fast = Renderer(config, INCIDENT)
     got = [fast.render_parts("email", "email", person)[part] for person in TRICKY_PEOPLE]
-    assert (fast._parts[("email", part)].slots is not None) == filled
+    assert (fast._parts[("email", part, "en")].slots is not None) == filled
     # The reference: every person rendered in full by Jinja.
     monkeypatch.setattr(render, "_slots", lambda ast: None)
     full = Renderer(config, INCIDENT)

@@ -4,6 +4,7 @@ before anything is sent. Any problem raises an ``InputError`` (exit 2, nothing s
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from ..audience import OPTED_OUT_ELSEWHERE, CsvAudience, NumberMemo, SkippedRow,
 from ..config import Config, DriverSettings, require_credentials
 from ..errors import ConfigError, IncidentError
 from ..limits import SmsLength, sms_length
+from ..locales import display_locale
 from ..models import BROADCAST, PER_RECIPIENT_KINDS, Incident, Kind, Message, Recipient
 from ..render import Renderer
 from .consent import Suppressions, make_renderer
@@ -36,11 +38,20 @@ class ChannelPlan:
     excluded: frozenset[str] = frozenset()
     #: SMS: each row's number as preflight parsed it, for the sending pass.
     numbers: NumberMemo | None = None
+    #: Messages per locale (``fr-CA``), and the first message in each, for the preview.
+    locales: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, Message] = field(default_factory=dict)
+    #: Recipients whose ``locale`` is not a language tag (they get organization.locale).
+    invalid_locales: int = 0
 
     def observe(self, message: Message) -> None:
         self.recipients += 1
         if self.sample is None:
             self.sample = message
+        locale = message.locale or ""
+        self.locales[locale] += 1
+        if locale not in self.samples:
+            self.samples[locale] = message
         if self.kind == "sms":
             length = sms_length(message.text)
             self.total_segments += length.segments
@@ -56,6 +67,8 @@ class Plan:
     channels: dict[str, ChannelPlan]
     #: The suppression list as preflight read it; the send honours the same list.
     suppressions: Suppressions = field(default_factory=lambda: Suppressions({}))
+    #: organization.locale: broadcasts, and recipients without a valid locale, get it.
+    locale: str = "en"
 
 
 class Audience:
@@ -163,7 +176,11 @@ def preflight(
     for p in plans.values():
         if p.kind not in PER_RECIPIENT_KINDS:
             p.observe(renderer.message(p.name, p.kind, p.settings, address=BROADCAST))
-    return Plan(incident, plans, suppressions), renderer, source
+    return (
+        Plan(incident, plans, suppressions, display_locale(renderer.default_locale)),
+        renderer,
+        source,
+    )
 
 
 def _observe_audience(
@@ -191,6 +208,8 @@ def _observe_audience(
                 targets[p.name].skipped[suppressed] += 1
                 continue
             p.observe(renderer.message(p.name, p.kind, p.settings, address=address, recipient=item))
+            if item.locale is not None and renderer.invalid_locale(item.locale):
+                p.invalid_locales += 1
     for p in people:
         # Only those observed: a suppressed address was counted as such already.
         late = {a for a in targets[p.name].late_opt_outs() if suppressions.reason(a) is None}
