@@ -1,4 +1,4 @@
-"""``python -m bench [fanout|overhead|startup|memory|senders|report|all] [--n N] ...``
+"""``python -m bench [fanout|overhead|startup|memory|senders|report|all] [--n N] [--latency S] ...``
 
 Run ``python -m bench --help`` for every option.
 """

@@ -22,11 +22,14 @@ from typing import TYPE_CHECKING
 from .channels import build_channel
 from .channels.base import CheckResult
 from .config import Config, load_config, require_credentials
+from .consent.suppression import is_recorded
 from .errors import ConfigError, StoreError
 from .models import PER_RECIPIENT_KINDS, Incident, Kind
 from .redact import redact
 from .render import Renderer
 from .result import ChannelResult, Failure, Result
+from .run.changes import refuse_changed_content
+from .run.consent import QuietCheck, make_renderer
 from .run.control import RunControl
 from .run.delivery import ChannelRun, ProgressCallback, StoreThread
 from .run.planning import Planner, announcement_record
@@ -40,6 +43,7 @@ from .run.preflight import (
     preflight,
     select_channels,
 )
+from .run.republish import republish_banners
 from .store import Store, open_store, view_store
 
 if TYPE_CHECKING:
@@ -92,6 +96,14 @@ class Announcer:
         recorded yet. Expired leases are recovered when the store can be written."""
         return view_store(self.config.ledger, base_dir=self.config.root)
 
+    def refuse_changed_content(
+        self, incident: Incident, *, sandbox: bool = False, source: Path | None = None
+    ) -> None:
+        """Raise ``IncidentError`` when the incident's content differs from what was
+        recorded under its announcement key (DESIGN §18); ``send`` checks this too."""
+        with self.open_store(sandbox=sandbox, recover=False) as store:
+            refuse_changed_content(store, incident, source)
+
     def preflight(
         self,
         incident: Incident,
@@ -119,11 +131,14 @@ class Announcer:
         sandbox: bool = False,
         retry_unknown: bool = False,
         progress: ProgressCallback | None = None,
+        ignore_quiet_hours: bool = False,
     ) -> Result:
         """Preflight, then deliver every message not yet delivered for this announcement.
 
         Raises an ``InputError`` before anything is sent when input or config is wrong;
         delivery problems never raise: they are in the result (``ok``, ``failures``).
+        SMS inside a channel's ``quiet_hours`` wait (``deferred`` in the result) unless
+        ``ignore_quiet_hours``.
         """
         return asyncio.run(
             self.send_async(
@@ -134,6 +149,7 @@ class Announcer:
                 sandbox=sandbox,
                 retry_unknown=retry_unknown,
                 progress=progress,
+                ignore_quiet_hours=ignore_quiet_hours,
             )
         )
 
@@ -149,10 +165,11 @@ class Announcer:
         progress: ProgressCallback | None = None,
         control: RunControl | None = None,
         plan: Plan | None = None,
+        ignore_quiet_hours: bool = False,
     ) -> Result:
         """``send`` for async code. ``control`` lets the caller stop the run gracefully."""
         plan, renderer, source = (
-            (plan, Renderer(self.config, incident), None)
+            (plan, make_renderer(self.config, incident, list(plan.channels)), None)
             if plan is not None
             else preflight(
                 self.config, incident, channels, audience, credentials=not (dry_run or sandbox)
@@ -190,6 +207,7 @@ class Announcer:
                     result,
                     control=control,
                     retry_unknown=retry_unknown,
+                    ignore_quiet_hours=ignore_quiet_hours,
                     progress=progress,
                 )
             finally:
@@ -209,6 +227,7 @@ class Announcer:
         *,
         control: RunControl,
         retry_unknown: bool,
+        ignore_quiet_hours: bool,
         progress: ProgressCallback | None,
     ) -> None:
         """Plan and deliver every channel of ``plan``, then read the counts back."""
@@ -216,6 +235,7 @@ class Announcer:
         sandbox = result.sandbox
         watcher = asyncio.create_task(_shorten_waits_when_stopped(control, store))
         try:
+            await io.call(refuse_changed_content, store, incident)
             result.recovered_unknown = store.recovered
             await io.call(store.record_announcement, announcement_record(incident, sandbox=sandbox))
             runs = [
@@ -226,7 +246,17 @@ class Announcer:
                     renderer=renderer,
                     store=store,
                     store_thread=io,
-                    planner=Planner(self.config, channel_plan, store, incident, source),
+                    planner=Planner(
+                        self.config,
+                        channel_plan,
+                        store,
+                        incident,
+                        source,
+                        suppressions=plan.suppressions,
+                        quiet=None
+                        if ignore_quiet_hours
+                        else QuietCheck.for_channel(self.config, channel_plan.settings),
+                    ),
                     sandbox=sandbox,
                     retry_unknown=retry_unknown,
                     progress=progress,
@@ -235,6 +265,20 @@ class Announcer:
                 for name, channel_plan in plan.channels.items()
             ]
             await asyncio.gather(*(run.run() for run in runs))
+            for run in runs:
+                run.result.deferred = run.planner.deferred
+                until = run.planner.deferred_until
+                run.result.deferred_until = until.isoformat(timespec="seconds") if until else None
+            if not control.stopping.is_set():
+                await republish_banners(
+                    self.config,
+                    plan.channels,
+                    result.channels,
+                    renderer,
+                    store,
+                    io,
+                    sandbox=sandbox,
+                )
             await io.call(_read_counts, store, result)
         except StoreError:
             if not control.stopping.is_set():
@@ -301,7 +345,12 @@ def _read_counts(store: Store, result: Result) -> None:
     """Each channel's rows by state after the run, and what was not delivered."""
     for name, channel_result in result.channels.items():
         channel_result.counts = store.counts(result.announcement, name)
-        channel_result.counts["skipped"] += sum(channel_result.skipped_reasons.values())
+        # Skips with a ledger row are in the counts already; add the others.
+        channel_result.counts["skipped"] += sum(
+            count
+            for reason, count in channel_result.skipped_reasons.items()
+            if not is_recorded(reason)
+        )
         result.failures += [
             Failure(name, row.recipient, row.state, row.error)
             for row in store.failures(result.announcement, name)

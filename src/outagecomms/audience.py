@@ -34,7 +34,7 @@ import phonenumbers
 from .errors import AudienceError
 from .models import Recipient, parse_opt_in
 
-COLUMNS = ("email", "phone", "name", "locale", "sms_opt_in", "email_opt_in")
+COLUMNS = ("email", "phone", "name", "locale", "sms_opt_in", "email_opt_in", "timezone")
 CONTACT_COLUMNS = ("email", "phone")
 OPT_IN_COLUMNS = ("sms_opt_in", "email_opt_in")
 OPTED_OUT_ELSEWHERE = "opted out in another row"
@@ -319,6 +319,7 @@ class Targets:
         self.numbers = numbers
         self._row = -1
         self.skipped: Counter[str] = Counter()
+        self.last_skip: tuple[str, str] | None = None
         self._opted_out: set[str] = set()
         # Keys (see ``_key``), not addresses: a million-row audience keeps a million of them.
         self._seen: set[int] = set()
@@ -337,27 +338,27 @@ class Targets:
             else:
                 found = self.numbers.normalise(self._row, item.phone, self.region)
             if found is None:
-                return self._skip(INVALID_PHONE)
+                return self._skip(INVALID_PHONE, item.phone)
             address, landline = found
             if unreadable:
                 return self._skip(INVALID_OPT_IN["sms"])
             wanted, opt_in = item.wants_sms, item.sms_opt_in
             reason = OPTED_OUT if opt_in is False else NO_SMS_OPT_IN
             if wanted and landline:
-                return self._skip(NOT_MOBILE)
+                return self._skip(NOT_MOBILE, address)
         else:
             if item.email is None:
                 return self._skip("no email address")
             address = normalise_email(item.email)
             if address is None:
-                return self._skip(INVALID_EMAIL)
+                return self._skip(INVALID_EMAIL, item.email)
             if unreadable:
                 return self._skip(INVALID_OPT_IN["email"])
             wanted, opt_in, reason = item.wants_email, item.email_opt_in, OPTED_OUT
         if not wanted:
             if opt_in is False:
                 self._opted_out.add(address)
-            return self._skip(reason)
+            return self._skip(reason, address)
         if address in self._opted_out or address in self.excluded:
             return self._skip(OPTED_OUT_ELSEWHERE)
         key = self._key(address)
@@ -379,6 +380,9 @@ class Targets:
             return int(address[1:])
         return int.from_bytes(hashlib.blake2b(address.encode(), digest_size=16).digest())
 
-    def _skip(self, reason: str) -> None:
+    def _skip(self, reason: str, address: str | None = None) -> None:
+        """Count a skip; ``last_skip`` keeps it with the address it concerns (normalised, or
+        the cell as written when it is invalid) for a ``skipped`` ledger row."""
         self.skipped[reason] += 1
+        self.last_skip = (reason, address) if address is not None else None
         return None

@@ -78,6 +78,38 @@ class Organization(BaseModel):
     name: str = "Our company"
     website: str | None = None
     status_url: str | None = None
+    #: IANA zone for the times people read (CLI output; templates through ``when``).
+    timezone: str = "UTC"
+    #: Language of broadcast channels, and of recipients without (or with an invalid) ``locale``.
+    locale: str = "en"
+    #: Shown at the top of the default emails instead of the name (an https image URL).
+    logo_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    #: The default emails' accent colour (header rule, button), as #rgb or #rrggbb.
+    brand_color: str | None = Field(default=None, pattern=r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+    #: Printed in every email's footer (US CAN-SPAM requires it in commercial email).
+    postal_address: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"'{value}' is not an IANA time zone such as UTC, Europe/Paris or America/New_York"
+            ) from None
+        return value
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        from .locales import normalise_locale
+
+        if normalise_locale(value) is None:
+            raise ValueError(f"'{value}' is not a language tag such as en, fr-CA or de")
+        return value
 
 
 class DriverSettings(BaseModel):
@@ -143,10 +175,19 @@ class TwilioSettings(HttpDriverSettings):
     messaging_service_sid: str | None = None
     max_segments: int = Field(default=3, ge=1, le=10)
     status_callback: str | None = None
+    #: "21:00-08:00": no SMS while it is this late in the recipient's time (DESIGN §13).
+    quiet_hours: str | None = None
     account_sid: SecretStr | None = None
     auth_token: SecretStr | None = None
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_window(cls, value: str | None) -> str | None:
+        from .consent.quiet import QuietHours
+
+        return None if value is None else str(QuietHours.parse(value))
 
     @model_validator(mode="after")
     def _has_sender(self) -> TwilioSettings:
@@ -182,6 +223,32 @@ class XSettings(HttpDriverSettings):
             return []
         oauth1 = ("consumer_key", "consumer_secret", "access_token", "access_token_secret")
         return [key for key in oauth1 if getattr(self, key) is None]
+
+
+class MastodonSettings(HttpDriverSettings):
+    """A Mastodon account: ``base_url`` is its instance (there is no default instance)."""
+
+    kind = "social"
+    secrets = ("access_token",)
+
+    driver: Literal["mastodon"] = "mastodon"
+    base_url: str  # type: ignore[assignment]  # required here: the instance
+    visibility: Literal["public", "unlisted", "private", "direct"] = "public"
+    #: ISO 639 code sent with each post; default: the language of the message's locale.
+    language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}$")
+    access_token: SecretStr | None = None
+
+
+class BlueskySettings(HttpDriverSettings):
+    """A Bluesky account: ``handle`` and an app password, on its PDS (``base_url``)."""
+
+    kind = "social"
+    secrets = ("app_password",)
+    default_base_url = "https://bsky.social"
+
+    driver: Literal["bluesky"] = "bluesky"
+    handle: str = Field(min_length=1)
+    app_password: SecretStr | None = None
 
 
 class FileBannerSettings(DriverSettings):
@@ -240,7 +307,31 @@ class SendGridSettings(EmailSenderSettings, HttpDriverSettings):
     driver: Literal["sendgrid"] = "sendgrid"
     asm_group_id: int | None = None
     sandbox_mode: bool = False
+    #: The Event Webhook's verification key (public; SendGrid > Mail Settings > Signed Event
+    #: Webhook): ``serve`` refuses events it does not verify.
+    webhook_public_key: str | None = None
     api_key: SecretStr | None = None
+
+    @field_validator("webhook_public_key")
+    @classmethod
+    def _verification_key(cls, value: str | None) -> str | None:
+        """A key that does not load would make ``serve`` refuse every event: say so now."""
+        if value is None:
+            return None
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from sendgrid.helpers.eventwebhook import EventWebhook
+
+        value = "".join(value.split())
+        try:
+            loaded = isinstance(EventWebhook(value).public_key, ec.EllipticCurvePublicKey)
+        except (ValueError, TypeError, UnicodeError):
+            loaded = False
+        if not loaded:
+            raise ValueError(
+                "is not a SendGrid verification key: copy the whole 'Verification Key' of "
+                "Settings > Mail Settings > Signed Event Webhook (it starts with MFkw)"
+            ) from None
+        return value
 
 
 class SmtpSettings(EmailSenderSettings, DriverSettings):
@@ -366,6 +457,8 @@ class CampaignsSettings(BaseModel):
 DRIVERS: dict[str, type[DriverSettings]] = {
     "twilio": TwilioSettings,
     "x": XSettings,
+    "mastodon": MastodonSettings,
+    "bluesky": BlueskySettings,
     "file": FileBannerSettings,
     "http": HttpBannerSettings,
     "sendgrid": SendGridSettings,

@@ -1,4 +1,4 @@
-"""Channel length arithmetic: SMS segments and X's weighted post length.
+"""Channel length arithmetic: SMS segments and the post length of each social network.
 
 Pure functions without I/O (the one exception: the first X text that could hold a URL imports
 ``twitter_text``, which reads its bundled emoji table once).
@@ -31,6 +31,18 @@ X (twitter-text v3 configuration)
     modifier base. Known differences, both on text nobody types: a bare © or ® counts 2 like in
     twitter-text-parser (twemoji-parser says 1; erring long is the safe side), and a made-up ZWJ
     chain or an invalid pair of regional indicators counts 2 where a table counts its parts.
+
+Mastodon (``StatusLengthValidator``)
+    Grapheme clusters, after every ``http(s)://`` URL is replaced by 23 characters and every
+    ``@user@domain`` mention by ``@user``: the instance counts the same way. 500 is Mastodon's
+    default; an instance may allow more, never less for this text.
+
+Bluesky (``app.bsky.feed.post`` lexicon)
+    ``text`` is at most 300 grapheme clusters (UAX #29, counted with the ``regex`` package's
+    ``\\X``); URLs count in full, as written.
+
+The social templates are shared between social channels, so ``social_limit`` names the rule
+of each driver and a channel is checked against its own (and its fallback's).
 """
 
 from __future__ import annotations
@@ -43,14 +55,22 @@ from functools import cache
 from typing import Any, Literal
 
 __all__ = [
+    "BLUESKY_MAX_GRAPHEMES",
+    "MASTODON_MAX_CHARACTERS",
     "TWILIO_MAX_BODY",
     "X_MAX_WEIGHTED_LENGTH",
     "SmsLength",
+    "SocialLimit",
+    "bluesky_length",
+    "mastodon_length",
     "sms_length",
+    "social_limit",
     "x_weighted_length",
 ]
 
 X_MAX_WEIGHTED_LENGTH = 280
+MASTODON_MAX_CHARACTERS = 500
+BLUESKY_MAX_GRAPHEMES = 300
 TWILIO_MAX_BODY = 1600
 
 # --- SMS -------------------------------------------------------------------------------------
@@ -301,3 +321,72 @@ def x_weighted_length(text: str) -> int:
         total += _weight_between_urls(text, position, start) + _X_URL_WEIGHT
         position = end
     return total + _weight_between_urls(text, position, len(text))
+
+
+# --- Mastodon and Bluesky --------------------------------------------------------------------
+
+_MASTODON_URL_WEIGHT = 23
+# Account::MENTION_RE: only the part before the domain counts.
+_MASTODON_MENTION = re.compile(r"(?<![/\w])@([a-z0-9_]+)(?:@[\w.-]+\w+)?", re.IGNORECASE)
+
+
+def graphemes(text: str) -> int:
+    """User-perceived characters (UAX #29 extended grapheme clusters) in ``text``."""
+    if text.isascii():
+        # In ASCII only CR LF joins into one cluster.
+        return len(text) - text.count("\r\n")
+    import regex
+
+    return len(regex.findall(r"\X", text))
+
+
+def mastodon_length(text: str) -> int:
+    """Length of ``text`` as a Mastodon instance counts it against its character limit."""
+    urls = [
+        entity["indices"]
+        for entity in (_url_extractor()(text) if "." in text else [])
+        if entity["url"].lower().startswith(("http://", "https://"))
+    ]
+    pieces: list[str] = []
+    position = 0
+    for start, end in urls:
+        pieces.append(_MASTODON_MENTION.sub(r"@\1", text[position:start]))
+        position = end
+    pieces.append(_MASTODON_MENTION.sub(r"@\1", text[position:]))
+    return sum(graphemes(piece) for piece in pieces) + _MASTODON_URL_WEIGHT * len(urls)
+
+
+def bluesky_length(text: str) -> int:
+    """Length of ``text`` as Bluesky counts it: grapheme clusters, URLs as written."""
+    return graphemes(text)
+
+
+@dataclass(frozen=True, slots=True)
+class SocialLimit:
+    """One social network's length rule, as preflight and ``preview`` describe it."""
+
+    network: str
+    maximum: int
+    unit: str
+    #: How the count differs from plain characters, for the error message.
+    rule: str
+    measure: Callable[[str], int]
+
+
+_SOCIAL_LIMITS: dict[str, SocialLimit] = {
+    "x": SocialLimit(
+        "X", X_MAX_WEIGHTED_LENGTH, "weighted characters", "links count 23, CJK and emoji 2",
+        x_weighted_length,
+    ),
+    "mastodon": SocialLimit(
+        "Mastodon", MASTODON_MAX_CHARACTERS, "characters", "links count 23", mastodon_length
+    ),
+    "bluesky": SocialLimit(
+        "Bluesky", BLUESKY_MAX_GRAPHEMES, "characters", "links count in full", bluesky_length
+    ),
+}  # fmt: skip
+
+
+def social_limit(driver: str) -> SocialLimit:
+    """The length rule of a social driver; X's (the strictest) for any other, e.g. an outbox."""
+    return _SOCIAL_LIMITS.get(driver, _SOCIAL_LIMITS["x"])

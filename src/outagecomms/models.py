@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from .errors import IncidentError
 from .yamlfile import load_yaml
@@ -25,6 +34,51 @@ BROADCAST = "-"
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+#: Shown whenever a timestamp is refused, so the fix is one copy away.
+TIMESTAMP_FORMS = (
+    "write a date and a time, e.g. 2026-11-22T12:00:00Z, 2026-11-22 12:00 (read as UTC) "
+    "or 2026-11-22 12:00+01:00"
+)
+# A date, then a time with at least hours and minutes, then an optional offset or Z.
+_TIMESTAMP = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|UTC|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_timestamp(value: object) -> datetime:
+    """A timestamp from an incident file, in UTC.
+
+    Strict on purpose: YAML reads ``eta: 12:00`` as the number 720, which a lenient
+    parser takes for 00:12 on 1 January 1970 and every channel would print that.
+    Numbers, bare times and dates without a time are refused with the accepted forms.
+    """
+    if isinstance(value, datetime):
+        return _utc(value)
+    if isinstance(value, bool | int | float):
+        raise PydanticCustomError(
+            "timestamp_number",
+            "is a number, not a date and time (YAML reads 12:00 as 720); {forms}",
+            {"forms": TIMESTAMP_FORMS},
+        )
+    text = str(value).strip()
+    match = _TIMESTAMP.match(text)
+    if match is None:
+        raise PydanticCustomError(
+            "timestamp", "is not a date and time; {forms}", {"forms": TIMESTAMP_FORMS}
+        )
+    normalised = re.sub(r"\s*(UTC|[zZ])$", "+00:00", text).replace(" +", "+").replace(" -", "-")
+    try:
+        return _utc(datetime.fromisoformat(normalised))
+    except ValueError:
+        raise PydanticCustomError(
+            "timestamp", "is not a valid date and time; {forms}", {"forms": TIMESTAMP_FORMS}
+        ) from None
 
 
 class Incident(BaseModel):
@@ -45,10 +99,30 @@ class Incident(BaseModel):
     channels: list[str] | None = None
     vars: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("started_at", "eta")
+    @field_validator("started_at", "eta", mode="before")
     @classmethod
-    def _as_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else _utc(value)
+    def _timestamp(cls, value: object) -> datetime | None:
+        return None if value is None else parse_timestamp(value)
+
+    @field_validator("status", "severity", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        # "Resolved" and "MAJOR" mean what they say; the enum names are lower case.
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _eta_after_start(self) -> Incident:
+        # Only against a start that was written down: with the default (now), an eta in the
+        # past is an old incident being replayed, not a typo.
+        written = "started_at" in self.model_fields_set
+        if written and self.eta is not None and self.eta < self.started_at:
+            raise PydanticCustomError(
+                "eta_before_start",
+                "'eta' ({eta}) is before 'started_at' ({start}): a fix cannot be expected "
+                "before the outage began; check the date and the time zone",
+                {"eta": _iso(self.eta), "start": _iso(self.started_at)},
+            )
+        return self
 
     @field_validator("title", "summary")
     @classmethod
@@ -70,10 +144,28 @@ class Incident(BaseModel):
         except ValidationError as exc:
             message = doc.describe(exc)
             first = exc.errors()[0]
+            if first["type"] == "eta_before_start":
+                message = f"{doc.where(('eta',))}: {first['msg']}"
             if first["type"] == "extra_forbidden":
                 hint = difflib.get_close_matches(str(first["loc"][-1]), cls.model_fields, n=1)
                 message += f"; did you mean '{hint[0]}'?" if hint else ""
             raise IncidentError(message + "; see the incident format in the README") from None
+
+
+_TITLES = frozenset({"mr", "mrs", "ms", "mx", "miss", "dr", "prof", "sir", "dame"})
+
+
+def first_name_of(name: str | None) -> str | None:
+    """The first name in a full name, for a greeting: "Ada Lovelace" -> "Ada",
+    "Lovelace, Ada" -> "Ada", "Dr. Ada Lovelace" -> "Ada"; None when there is no word
+    to greet (empty, only a title, or no letters, as in "12345" or "(none)")."""
+    if not name:
+        return None
+    text = name.split(",", 1)[1] if name.count(",") == 1 else name
+    words = [w for w in text.split() if w.rstrip(".").lower() not in _TITLES]
+    if not words or not any(ch.isalpha() for ch in words[0]):
+        return None
+    return words[0].strip("()\"'") or None
 
 
 _TRUE = frozenset({"true", "yes", "y", "1"})
@@ -112,15 +204,23 @@ class Recipient:
     locale: str | None = None
     sms_opt_in: bool | None = None
     email_opt_in: bool | None = None
+    #: IANA zone of the person, for SMS quiet hours (else guessed from the number).
+    timezone: str | None = None
 
     def __post_init__(self) -> None:
         for attr in ("sms_opt_in", "email_opt_in"):
             object.__setattr__(self, attr, parse_opt_in(getattr(self, attr)))
-        for attr in ("email", "phone", "name", "locale"):
+        for attr in ("email", "phone", "name", "locale", "timezone"):
             value = getattr(self, attr)
             if value is not None:
                 value = str(value).strip()
                 object.__setattr__(self, attr, value or None)
+
+    @property
+    def first_name(self) -> str | None:
+        """The name to greet someone by (``Hi {{ recipient.first_name or "there" }}``);
+        None when ``name`` has none. Worked out when a template asks, not for every row."""
+        return first_name_of(self.name)
 
     @property
     def wants_sms(self) -> bool:
@@ -149,6 +249,11 @@ class Message:
     name: str | None = None
     #: The provider id of the post this one replies to (social threads).
     reply_to: str | None = None
+    #: Email: the recipient's one-click unsubscribe link (``serve.public_url`` set).
+    unsubscribe_url: str | None = None
+    #: The language tag the message is written in (``fr-CA``): the template folder and
+    #: the ``when`` filter's formats followed it.
+    locale: str | None = None
 
     @property
     def announcement(self) -> str:

@@ -49,12 +49,19 @@ class ChannelResult:
     fallback_reason: str | None = None
     #: Why the channel stopped early (bad credentials, provider failing, interrupted).
     stopped: str | None = None
+    #: A banner delivered earlier was written again with the current state.
+    republished: bool = False
     seconds: float = 0.0
+    #: SMS held back by quiet hours (still ``pending``), and when the last one may go.
+    deferred: int = 0
+    deferred_until: str | None = None
 
     @property
     def open_rows(self) -> int:
-        """Rows of the announcement that are not (yet) delivered."""
-        return sum(self.counts[s] for s in ("pending", "sending", "failed", "unknown"))
+        """Rows of the announcement that are not (yet) delivered, quiet hours aside: a
+        deferred message is waiting on purpose, not undelivered."""
+        waiting = sum(self.counts[s] for s in ("pending", "sending", "failed", "unknown"))
+        return waiting - self.deferred
 
     @property
     def ok(self) -> bool:

@@ -62,12 +62,14 @@ def prepare(
 
 
 def ledger(run: Run, shop: Path, env: dict[str, str]) -> dict[str, dict[str, dict[str, Any]]]:
-    """The incident's ledger rows as {channel: {recipient: row}}."""
+    """The incident's ledger rows of planned messages as {channel: {recipient: row}}
+    (the ``skipped`` rows of audience rows a channel does not address are left out)."""
     shown = run("ledger", INCIDENT_ID, "--format", "json", cwd=shop, env=env)
     assert shown.returncode == 0, shown.stderr
     rows: dict[str, dict[str, dict[str, Any]]] = {}
     for row in json.loads(shown.stdout):
-        rows.setdefault(row["channel"], {})[row["recipient"]] = row
+        if row["state"] != "skipped":
+            rows.setdefault(row["channel"], {})[row["recipient"]] = row
     return rows
 
 

@@ -66,8 +66,25 @@ def test_init_then_sandbox_send_then_nothing_new(run: Run, tmp_path: Path) -> No
     ledger = run("ledger", "--format", "json", cwd=shop)
     rows = json.loads(ledger.stdout)
     sms_rows = [r for r in rows if r["channel"] == "sms"]
-    assert {r["recipient"] for r in sms_rows} == SMS_PEOPLE
-    assert all(r["state"] == "sent" and r["attempts"] == 1 for r in rows)
+    assert {r["recipient"] for r in sms_rows if r["state"] == "sent"} == SMS_PEOPLE
+    assert all(r["attempts"] == 1 for r in rows if r["state"] == "sent")
+    # Everyone the channel could have reached but did not has a skipped row and its reason.
+    skipped = {(r["recipient"], r["error"]) for r in sms_rows if r["state"] == "skipped"}
+    assert {
+        ("+13035550111", "opted out"),
+        ("+16505550144", "no sms opt-in"),
+        ("12345", "invalid phone"),
+        ("555-1234", "invalid phone"),
+        ("+19085550122", "opted out"),
+    } <= skipped
+    assert {r["state"] for r in rows} == {"sent", "skipped"}
+    email_skips = {
+        (r["recipient"], r["error"])
+        for r in rows
+        if r["channel"] == "email" and r["state"] == "skipped"
+    }
+    assert ("margaret@example.com", "opted out") in email_skips
+    assert ("barbara@example", "invalid email") in email_skips
     assert {r["recipient"] for r in rows if r["channel"] == "social"} == {"-"}
     expected_keys = {"announcement", "channel", "recipient", "state", "provider_id", "error"}
     assert expected_keys | {"attempts", "updated_at"} <= set(rows[0])

@@ -1,6 +1,6 @@
 """Fake provider servers for end-to-end tests and benchmarks.
 
-Each HTTP fake (Twilio, X, SendGrid, a webhook for Slack or an http banner)
+Each HTTP fake (Twilio, X, Mastodon, Bluesky, SendGrid, a webhook for Slack or an http banner)
 is an aiohttp app served from its own thread and event loop on 127.0.0.1
 on a free port, so it serves a CLI running in a subprocess as well as
 in-process async code::
@@ -15,6 +15,8 @@ and builds the matching ``OUTAGECOMMS_CHANNELS__...`` environment.
 """
 
 from ._base import FakeServer, RecordedRequest
+from .bluesky import FakeBluesky
+from .mastodon import FakeMastodon
 from .providers import FakeProviders
 from .sendgrid import FakeSendGrid
 from .sendgrid_campaigns import FakeSendGridCampaigns
@@ -24,6 +26,8 @@ from .webhook import FakeWebhook
 from .x import FakeX
 
 __all__ = [
+    "FakeBluesky",
+    "FakeMastodon",
     "FakeProviders",
     "FakeSMTP",
     "FakeSendGrid",

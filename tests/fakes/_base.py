@@ -157,6 +157,21 @@ class FakeServer:
     def _reset_views(self) -> None:
         """Clear provider-level views; called under the lock."""
 
+    def _consume(self, countdown: str) -> bool:
+        """True, counting one down, while the named countdown attribute is above zero
+        (``lose_answers=2``: the next two requests lose their answer)."""
+        with self._lock:
+            left: int = getattr(self, countdown)
+            if left > 0:
+                setattr(self, countdown, left - 1)
+            return left > 0
+
+    def _fault(self, status: int) -> web.Response:
+        """The provider's error answer for ``status``, with its headers."""
+        response = self._fault_body(status)
+        response.headers.update(self._fault_headers(status))
+        return response
+
     # -- lifecycle --------------------------------------------------------
 
     @property
@@ -273,9 +288,7 @@ class FakeServer:
         if status is not None:
             with self._lock:
                 self._faulted.append(record)
-            response = self._fault_body(status)
-            response.headers.update(self._fault_headers(status))
-            return response
+            return self._fault(status)
         with self._lock:
             self._requests.append(record)
         return await handler(request)

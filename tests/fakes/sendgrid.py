@@ -274,6 +274,7 @@ class FakeSendGrid(FakeServer):
                 }
                 substitutions = personalization.get("substitutions") or {}
                 subject = personalization.get("subject") or body.get("subject")
+                headers = {**(body.get("headers") or {}), **(personalization.get("headers") or {})}
                 for kind in ("to", "cc", "bcc"):
                     for address in personalization.get(kind) or []:
                         result.append(
@@ -289,6 +290,7 @@ class FakeSendGrid(FakeServer):
                                 "message_id": message_id,
                                 "text": substitute(text, substitutions),
                                 "html": substitute(html, substitutions),
+                                "headers": headers,
                             }
                         )
         return result

@@ -191,3 +191,23 @@ def test_skip_marks_unsent_rows_with_the_reason(open_at: OpenStore) -> None:
             "skipped",
             "suppressed (STOP)",
         )
+
+
+def test_defer_keeps_unsent_rows_pending_with_the_reason(open_at: OpenStore) -> None:
+    with open_at() as store:
+        sent_rows(store, ["+12015550001"], ["SM1"])
+        store.add_pending(KEY, INCIDENT, "sms", ["+12015550002", "+12015550003"])
+        assert store.claim(KEY, "sms", ["+12015550003"]) == ["+12015550003"]
+        store.finish(KEY, "sms", [("+12015550003", Outcome.failed("boom", code=500))])
+        why = "quiet hours until 2026-11-30T08:00:00-05:00"
+        store.defer(
+            KEY, "sms", [(r, why) for r in ("+12015550001", "+12015550002", "+12015550003")]
+        )
+        rows = {r.recipient: (r.state, r.error) for r in store.rows()}
+        assert rows == {
+            "+12015550001": ("sent", None),
+            "+12015550002": ("pending", why),
+            "+12015550003": ("pending", why),
+        }
+        # Deferred rows are claimed as any pending row once the time is right.
+        assert store.claim(KEY, "sms", ["+12015550002"]) == ["+12015550002"]

@@ -295,6 +295,7 @@ def test_sendgrid_accepts_a_batch(sendgrid: FakeSendGrid) -> None:
         "message_id": message_id,
         "text": "plain",
         "html": "<p>html</p>",
+        "headers": {},
     }
 
 

@@ -160,9 +160,8 @@ def test_right_to_left_and_emoji_text_arrives_intact_everywhere(shop: Path) -> N
     result = announcer.send(rtl, sandbox=True)
     assert result.ok, result.failures
     sms = one_file(outbox(shop) / "sms").split("\n\n", 1)[1].strip()
-    assert (
-        sms == f"Acme Shop: {ARABIC}. {summary} https://shop.example/status Reply STOP to opt out."
-    )
+    status = "Updates: https://shop.example/status"
+    assert sms == f"Acme Shop: {ARABIC}. {summary} {status} Reply STOP to opt out."
     assert summary in one_file(outbox(shop) / "social")
     assert summary in (outbox(shop) / "banner" / "banner.html").read_text(encoding="utf-8")
     assert json.loads((outbox(shop) / "banner" / "status.json").read_text())["title"] == ARABIC

@@ -39,7 +39,7 @@ def test_defaults_render_every_kind(tmp_path: Path) -> None:
     )
     email = renderer.render_parts("email", "email", ada)
     assert email["subject"] == "[Investigating] Mail is down"
-    assert email["txt"].startswith("Hi Ada,") and "<p>Hi Ada,</p>" in email["html"]
+    assert email["txt"].startswith("Hi Ada,") and ">Hi Ada,</p>" in email["html"]
     assert "Mail is down" in renderer.render_parts("team", "team")["txt"]
 
 
@@ -87,7 +87,7 @@ def test_vars_are_available(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "text", "expected"),
     [
-        ("team.txt.j2", "hello\n{{ incident.nope }}", "team.txt.j2, line 2: "),
+        ("team.txt.j2", "hello\n{{ incident.nope }}", "team.txt.j2 line 2: incident has no field"),
         ("team.txt.j2", "{{ vars.coupon }}", "'coupon'"),
         ("team.txt.j2", "{{ recipient.name }}", "'recipient' is undefined"),
         ("team.txt.j2", "{% if %}", "team.txt.j2, line 1: template syntax error"),
@@ -112,7 +112,7 @@ def test_missing_template(tmp_path: Path) -> None:
     renderer.candidates("odd", "banner", "html")
     # Packaged defaults exist for every kind, so a missing template needs an unknown part.
     with pytest.raises(TemplateError, match="no banner template for 'svg'"):
-        renderer._part("odd", "banner", "svg")
+        renderer._part("odd", "banner", "svg", "en")
 
 
 def test_sms_over_max_segments_is_a_limit_error(tmp_path: Path) -> None:
@@ -204,7 +204,7 @@ def test_filling_in_fields_gives_exactly_a_full_rendering(
     config = make_config(tmp_path)
     fast = Renderer(config, INCIDENT)
     got = [fast.render_parts("email", "email", person)[part] for person in TRICKY_PEOPLE]
-    assert (fast._parts[("email", part)].slots is not None) == filled
+    assert (fast._parts[("email", part, "en")].slots is not None) == filled
     # The reference: every person rendered in full by Jinja.
     monkeypatch.setattr(render, "_slots", lambda ast: None)
     full = Renderer(config, INCIDENT)

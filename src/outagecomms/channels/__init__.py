@@ -1,6 +1,6 @@
 """Channel drivers by name, imported only when used so that start-up stays fast.
 
-One module per driver (Apprise-style): ``twilio_sms``, ``x``, ``banner``,
+One module per driver (Apprise-style): ``twilio_sms``, ``x``, ``mastodon``, ``bluesky``, ``banner``,
 ``sendgrid_email``, ``smtp_email``, ``slack``, ``outbox``.
 """
 
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 DRIVER_CLASSES: dict[str, str] = {
     "twilio": "twilio_sms:TwilioSms",
     "x": "x:XPosts",
+    "mastodon": "mastodon:MastodonPosts",
+    "bluesky": "bluesky:BlueskyPosts",
     "file": "banner:FileBanner",
     "http": "banner:HttpBanner",
     "sendgrid": "sendgrid_email:SendGridEmail",

@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -315,7 +316,8 @@ def is_transient_status(status: int) -> bool:
 
 
 def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait, from ``Retry-After`` (seconds or a date) or a rate-limit reset epoch."""
+    """Seconds to wait, from ``Retry-After`` (seconds or a date) or a rate-limit reset (an
+    epoch, or an ISO time)."""
     now = time.time() if now is None else now
     value = headers.get("retry-after")
     if value:
@@ -329,6 +331,14 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
         reset = headers.get(name)
         if reset and reset.isdigit():
             return max(float(reset) - now, 0.0)
+        if reset:
+            # Mastodon sends the reset as an ISO 8601 time.
+            try:
+                at = datetime.fromisoformat(reset)
+            except ValueError:
+                continue
+            at = at if at.tzinfo else at.replace(tzinfo=UTC)
+            return max(at.timestamp() - now, 0.0)
     return None
 
 

@@ -14,8 +14,12 @@ with the recipient's own values replaced by tokens -
 * ``message.name`` by ``[oc-name-txt]`` in the subject and text, and
   ``markupsafe.escape(message.name)`` (what autoescaping wrote) by
   ``[oc-name-html]`` in the html;
+* the first name the default templates greet by (``first_name_of(message.name)``)
+  likewise by ``[oc-first-txt]`` and ``[oc-first-html]``;
 * ``message.recipient`` (the address) likewise by ``[oc-addr-txt]`` and
-  ``[oc-addr-html]``.
+  ``[oc-addr-html]``;
+* ``message.unsubscribe_url`` (the recipient's one-click link) by
+  ``[oc-unsub-txt]`` and ``[oc-unsub-html]``.
 
 Messages are grouped by (announcement, channel, shape), one request per
 group, the shape as its content and, in each recipient's personalization,
@@ -59,7 +63,7 @@ import httpx
 import markupsafe
 
 from ..config import Config, DriverSettings, SendGridSettings
-from ..models import Kind, Message, Outcome
+from ..models import Kind, Message, Outcome, first_name_of
 from ..redact import redact, register_secret
 from .base import (
     CheckResult,
@@ -69,6 +73,7 @@ from .base import (
     short,
     unreadable_success,
 )
+from .mime import unsubscribe_headers
 
 if TYPE_CHECKING:
     from sendgrid.helpers.mail import Email
@@ -86,8 +91,12 @@ _PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\.(?:to|cc|bcc)\b"
 TOKEN_MARKER = "[oc-"
 NAME_TEXT = "[oc-name-txt]"
 NAME_HTML = "[oc-name-html]"
+FIRST_NAME_TEXT = "[oc-first-txt]"
+FIRST_NAME_HTML = "[oc-first-html]"
 ADDRESS_TEXT = "[oc-addr-txt]"
 ADDRESS_HTML = "[oc-addr-html]"
+UNSUBSCRIBE_TEXT = "[oc-unsub-txt]"
+UNSUBSCRIBE_HTML = "[oc-unsub-html]"
 #: Shorter values are left in place (a one-letter name would be replaced all over the text).
 MIN_VALUE_LENGTH = 2
 #: SendGrid's limit on the substitutions of one personalization (JSON bytes, kept under).
@@ -128,7 +137,8 @@ def shape_of(message: Message, request_strings: Sequence[str] = ()) -> Shape:
     subject = message.subject or ""
     text, html = message.text, message.html
     rendered = Shape(subject, text, html)
-    guarded = (subject, text, html or "", message.name or "", message.recipient)
+    unsubscribe = message.unsubscribe_url or ""
+    guarded = (subject, text, html or "", message.name or "", message.recipient, unsubscribe)
     others = (message.announcement, message.incident.id, *request_strings)
     if any(TOKEN_MARKER in value for value in (*guarded, *others)):
         return rendered
@@ -137,12 +147,16 @@ def shape_of(message: Message, request_strings: Sequence[str] = ()) -> Shape:
         for value, text_token, html_token in (
             (message.recipient, ADDRESS_TEXT, ADDRESS_HTML),
             (message.name, NAME_TEXT, NAME_HTML),
+            # Only when it differs from the name: then the name's own token covers it.
+            (_other(first_name_of(message.name), message.name), FIRST_NAME_TEXT, FIRST_NAME_HTML),
+            (unsubscribe, UNSUBSCRIBE_TEXT, UNSUBSCRIBE_HTML),
         )
         if value and len(value) >= MIN_VALUE_LENGTH
     ]
     if not values:
         return rendered
-    # The longer value first: an address that contains the name stays one value.
+    # The longer value first: an address that contains the name (a link that contains the
+    # address) stays one value.
     values.sort(key=lambda entry: len(entry[0]), reverse=True)
     plain = [(value, token) for value, token, _ in values]
     escaped = [(str(markupsafe.escape(value)), token) for value, _, token in values]
@@ -165,6 +179,10 @@ def shape_of(message: Message, request_strings: Sequence[str] = ()) -> Shape:
     ):
         return rendered
     return Shape(shaped_subject, shaped_text, shaped_html, substitutions)
+
+
+def _other(value: str | None, than: str | None) -> str | None:
+    return None if value == than else value
 
 
 def _shared_content(shapes: list[Shape]) -> list[Shape]:
@@ -342,6 +360,7 @@ class SendGridEmail(HttpChannel):
             CustomArg,
             From,
             GroupId,
+            Header,
             Mail,
             MailSettings,
             Personalization,
@@ -368,6 +387,9 @@ class SendGridEmail(HttpChannel):
             personalization.add_to(_address(To, message.recipient, message.name))
             for token, value in shape.substitutions.items():
                 personalization.add_substitution(Substitution(token, value))
+            # Each recipient's own unsubscribe link (RFC 8058), so headers are per person.
+            for header, value in unsubscribe_headers(message.unsubscribe_url).items():
+                personalization.add_header(Header(header, value))
             # Appended at the end: the default index=0 would reverse the list.
             mail.add_personalization(personalization, index=len(mail.personalizations))
         incident = first.incident

@@ -44,7 +44,7 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from ..config import TwilioSettings, require_credentials
+from ..config import Config, TwilioSettings, require_credentials
 from ..models import Message, Outcome
 from ..redact import redact, register_secret
 from .base import (
@@ -59,6 +59,11 @@ from .base import (
 from .http import Endpoint
 
 log = logging.getLogger(__name__)
+
+#: The route of ``outagecomms serve`` that takes Twilio's status callbacks.
+STATUS_HOOK = "/hooks/twilio/status"
+#: Twilio's answer to a number that replied STOP: the number is suppressed (DESIGN §13).
+OPTED_OUT_CODE = "21610"
 
 #: The host the SDK writes into every URL; replaced by the channel's ``base_url``.
 TWILIO_API = "https://api.twilio.com"
@@ -211,7 +216,7 @@ class TwilioSms(HttpChannel):
         sender = {
             "from_": settings.from_,
             "messaging_service_sid": settings.messaging_service_sid,
-            "status_callback": settings.status_callback,
+            "status_callback": status_callback(settings, self.config),
         }
         sender = {key: value for key, value in sender.items() if value}
         self._request = MessageRequest.of(self.twilio, self.http, self.base_url, sender)
@@ -295,6 +300,15 @@ class TwilioSms(HttpChannel):
         return CheckResult(
             "accepted", f"Twilio account '{account.friendly_name}' is {account.status}"
         )
+
+
+def status_callback(settings: TwilioSettings, config: Config) -> str | None:
+    """Where Twilio reports each message's fate: the channel's own ``status_callback``, else
+    the ``serve`` webhook when ``serve.public_url`` is set (DESIGN §13), else nowhere."""
+    if settings.status_callback:
+        return settings.status_callback
+    public_url = config.serve.public_url
+    return f"{public_url}{STATUS_HOOK}" if public_url else None
 
 
 def _status_and_code(exc: TwilioException) -> tuple[int | None, int | None]:

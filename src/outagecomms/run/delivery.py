@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from ..channels import build_channel
 from ..channels.base import Channel
+from ..channels.twilio_sms import OPTED_OUT_CODE
 from ..config import Config, OutboxSettings
 from ..errors import OutageCommsError, StoreError
 from ..models import Message, Outcome, Recipient
@@ -496,6 +497,11 @@ class ChannelRun:
             done, self._unrecorded = self._unrecorded, []
         if done:
             self.store.finish(self.key, self.plan.name, done)
+            stopped = [r for r, o in done if o.code == OPTED_OUT_CODE and self.plan.kind == "sms"]
+            if stopped:
+                # Twilio refuses numbers that replied STOP: no later announcement tries them.
+                reason = "Twilio error 21610: the number replied STOP"
+                self.store.add_suppressions([(r, "sms", "twilio-21610", reason) for r in stopped])
             if not self._announced and any(o.state == "sent" for _, o in done):
                 self.store.mark_announcement_sent(self.key, now())
                 self._announced = True

@@ -4,6 +4,7 @@ before anything is sent. Any problem raises an ``InputError`` (exit 2, nothing s
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +13,10 @@ from ..audience import OPTED_OUT_ELSEWHERE, CsvAudience, NumberMemo, SkippedRow,
 from ..config import Config, DriverSettings, require_credentials
 from ..errors import ConfigError, IncidentError
 from ..limits import SmsLength, sms_length
+from ..locales import display_locale
 from ..models import BROADCAST, PER_RECIPIENT_KINDS, Incident, Kind, Message, Recipient
 from ..render import Renderer
+from .consent import Suppressions, make_renderer
 
 AudienceInput = str | Path | Iterable[Recipient]
 
@@ -35,11 +38,20 @@ class ChannelPlan:
     excluded: frozenset[str] = frozenset()
     #: SMS: each row's number as preflight parsed it, for the sending pass.
     numbers: NumberMemo | None = None
+    #: Messages per locale (``fr-CA``), and the first message in each, for the preview.
+    locales: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, Message] = field(default_factory=dict)
+    #: Recipients whose ``locale`` is not a language tag (they get organization.locale).
+    invalid_locales: int = 0
 
     def observe(self, message: Message) -> None:
         self.recipients += 1
         if self.sample is None:
             self.sample = message
+        locale = message.locale or ""
+        self.locales[locale] += 1
+        if locale not in self.samples:
+            self.samples[locale] = message
         if self.kind == "sms":
             length = sms_length(message.text)
             self.total_segments += length.segments
@@ -53,6 +65,10 @@ class Plan:
 
     incident: Incident
     channels: dict[str, ChannelPlan]
+    #: The suppression list as preflight read it; the send honours the same list.
+    suppressions: Suppressions = field(default_factory=lambda: Suppressions({}))
+    #: organization.locale: broadcasts, and recipients without a valid locale, get it.
+    locale: str = "en"
 
 
 class Audience:
@@ -114,6 +130,29 @@ def open_audience(config: Config, audience: AudienceInput | None) -> Audience:
     return Audience(source)
 
 
+def require_all_credentials(config: Config, names: Sequence[str]) -> None:
+    """Raise one ``ConfigError`` naming every channel that lacks credentials (not just
+    the first), and how to send through the others meanwhile."""
+    problems: list[str] = []
+    for name in names:
+        try:
+            require_credentials(name, config.channels[name])
+        except ConfigError as exc:
+            problems.append(str(exc).split(" in the environment")[0])
+    if not problems:
+        return
+    ready = [name for name in names if not any(f"'{name}'" in p for p in problems)]
+    others = (
+        f"; meanwhile '--channel {' --channel '.join(ready)}' sends through the others"
+        if ready
+        else ""
+    )
+    raise ConfigError(
+        "; ".join(problems) + " in the environment or in a .env file next to channels.yaml"
+        f" ('outagecomms check' lists them{others}; or try --sandbox, which needs none)"
+    )
+
+
 def preflight(
     config: Config,
     incident: Incident,
@@ -127,23 +166,32 @@ def preflight(
         name: ChannelPlan(name, kind_of(config, name), config.channels[name]) for name in names
     }
     if credentials:
-        for name in names:
-            require_credentials(name, config.channels[name])
-    renderer = Renderer(config, incident)
+        require_all_credentials(config, names)
+    renderer = make_renderer(config, incident, names)
     people = [p for p in plans.values() if p.kind in PER_RECIPIENT_KINDS]
     source = open_audience(config, audience) if people else None
+    suppressions = Suppressions.of(config) if people else Suppressions({})
     if source is not None:
-        _observe_audience(config, renderer, people, source)
+        _observe_audience(config, renderer, people, source, suppressions)
     for p in plans.values():
         if p.kind not in PER_RECIPIENT_KINDS:
             p.observe(renderer.message(p.name, p.kind, p.settings, address=BROADCAST))
-    return Plan(incident, plans), renderer, source
+    return (
+        Plan(incident, plans, suppressions, display_locale(renderer.default_locale)),
+        renderer,
+        source,
+    )
 
 
 def _observe_audience(
-    config: Config, renderer: Renderer, people: list[ChannelPlan], source: Audience
+    config: Config,
+    renderer: Renderer,
+    people: list[ChannelPlan],
+    source: Audience,
+    suppressions: Suppressions,
 ) -> None:
-    """Render every person's message on every per-recipient channel, counting skips."""
+    """Render every person's message on every per-recipient channel, counting skips
+    (a suppressed address as ``suppressed (<source>)``)."""
     for p in people:
         p.numbers = NumberMemo() if p.kind == "sms" else None
     targets = {
@@ -153,12 +201,18 @@ def _observe_audience(
     for item in source:
         for p in people:
             address = targets[p.name].address(item)
-            if address is not None and isinstance(item, Recipient):
-                p.observe(
-                    renderer.message(p.name, p.kind, p.settings, address=address, recipient=item)
-                )
+            if address is None or not isinstance(item, Recipient):
+                continue
+            suppressed = suppressions.reason(address)
+            if suppressed is not None:
+                targets[p.name].skipped[suppressed] += 1
+                continue
+            p.observe(renderer.message(p.name, p.kind, p.settings, address=address, recipient=item))
+            if item.locale is not None and renderer.invalid_locale(item.locale):
+                p.invalid_locales += 1
     for p in people:
-        late = targets[p.name].late_opt_outs()
+        # Only those observed: a suppressed address was counted as such already.
+        late = {a for a in targets[p.name].late_opt_outs() if suppressions.reason(a) is None}
         if late:
             # Observed before their "no" turned up: take them back out.
             p.recipients -= len(late)

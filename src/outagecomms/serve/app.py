@@ -17,6 +17,7 @@ from . import api, feed, hooks, pages, unsubscribe
 from .context import CONTEXT, ServeContext
 from .reader import DEFAULT_TTL, AnnouncementSource, BoardReader, StatusUnavailable, StoreSource
 from .templating import page_environment
+from .writer import install_writer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,6 +56,8 @@ def create_app(
         config=config, sandbox=sandbox, reader=reader, pages=page_environment(config)
     )
     app.add_routes(ROUTES)
+    install_writer(app, config)
+    unsubscribe.hide_tokens_in_access_log()
 
     async def close_reader(app: web.Application) -> None:
         await app[CONTEXT].reader.close()

@@ -26,6 +26,7 @@ PAGE_TEMPLATES = (
     "incident.html.j2",
     "not_found.html.j2",
     "banner.js.j2",
+    "unsubscribe.html.j2",
 )
 STATUS_LABELS = {
     "investigating": "Investigating",

@@ -150,6 +150,10 @@ _RECEIPT_FROM: dict[str, tuple[str, ...]] = {
 }
 
 
+#: States a row may be skipped from: never sent (or caught mid-claim).
+SKIPPABLE = ("pending", "failed", "sending")
+
+
 def marks(count: int) -> str:
     return ",".join("?" * count)
 
@@ -414,13 +418,62 @@ class Store(abc.ABC):
         """Mark planned rows ``skipped`` with their reason (e.g. suppressed since planning).
 
         Only rows that were never sent change: a ``sent`` row stays what it is."""
+        self._set_with_reason(announcement, channel, reasons, "skipped", SKIPPABLE)
+
+    def add_skipped(
+        self, announcement: str, incident: str, channel: str, reasons: Sequence[tuple[str, str]]
+    ) -> None:
+        """Record audience rows the channel skips (``skipped``, the reason in ``error``);
+        an address that already has a row keeps it (it was planned from another row)."""
+        stamp = now()
+        rows = [
+            (self.mode, announcement, incident, channel, r, why, stamp, stamp) for r, why in reasons
+        ]
+        with self.transaction():
+            self.execute_many(
+                "INSERT INTO deliveries (mode, announcement, incident, channel, recipient, state,"
+                " error, created_at, updated_at) VALUES (?,?,?,?,?,'skipped',?,?,?)"
+                " ON CONFLICT DO NOTHING",
+                rows,
+            )
+
+    def replan(self, announcement: str, channel: str, recipients: Sequence[str]) -> None:
+        """Skipped rows of addresses that may be sent now (opted in, no longer suppressed)
+        become ``pending`` again."""
+        stamp = now()
+        with self.transaction():
+            for chunk in chunks(recipients):
+                self.execute(
+                    "UPDATE deliveries SET state='pending', error=NULL, updated_at=?"
+                    " WHERE mode=? AND announcement=? AND channel=? AND state='skipped'"
+                    f" AND recipient IN ({marks(len(chunk))})",
+                    (stamp, self.mode, announcement, channel, *chunk),
+                )
+
+    def defer(self, announcement: str, channel: str, reasons: Sequence[tuple[str, str]]) -> None:
+        """Leave planned rows ``pending`` with the reason they wait (quiet hours); a
+        ``failed`` row waits too. The next send that may send them does."""
+        self._set_with_reason(announcement, channel, reasons, "pending", ("pending", "failed"))
+
+    def _set_with_reason(
+        self,
+        announcement: str,
+        channel: str,
+        reasons: Sequence[tuple[str, str]],
+        state: str,
+        from_states: Sequence[str],
+    ) -> None:
+        """Rows in one of ``from_states`` become ``state``, each with its reason in ``error``."""
         stamp = now()
         with self.transaction():
             self.execute_many(
-                "UPDATE deliveries SET state='skipped', error=?, owner=NULL, updated_at=?"
+                "UPDATE deliveries SET state=?, error=?, owner=NULL, updated_at=?"
                 " WHERE mode=? AND announcement=? AND channel=? AND recipient=?"
-                " AND state IN ('pending','failed','sending')",
-                [(why, stamp, self.mode, announcement, channel, r) for r, why in reasons],
+                f" AND state IN ({marks(len(from_states))})",
+                [
+                    (state, why, stamp, self.mode, announcement, channel, r, *from_states)
+                    for r, why in reasons
+                ],
             )
 
     # --- reading deliveries ------------------------------------------------------
