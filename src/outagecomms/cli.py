@@ -602,13 +602,17 @@ def _messages_left(announcer: Announcer, plan: Plan, *, sandbox: bool) -> int:
 
 
 def _RateColumn() -> Any:
-    """A progress column: messages per second (``1,234/s``), blank until known."""
+    """A progress column: messages per second (``1,234/s``), blank until known. Outcomes
+    are counted a batch at a time, so a channel done in one batch gives rich a single
+    sample and no speed: the rate is then the messages done over the time taken."""
     from rich.progress import ProgressColumn
     from rich.text import Text
 
     class RateColumn(ProgressColumn):
         def render(self, task: Any) -> Text:
             speed = task.finished_speed or task.speed
+            if speed is None and task.completed and task.elapsed:
+                speed = task.completed / task.elapsed
             return Text("" if speed is None else f"{speed:,.0f}/s", style="cyan")
 
     return RateColumn()
@@ -774,8 +778,9 @@ def _show_result(result: Result, announcer: Announcer) -> None:
 
 
 def _never_planned(c: ChannelResult) -> int:
-    """Messages of the plan that a stopped run never recorded (not even ``pending``)."""
-    recorded = sum(c.counts.values()) - sum(c.skipped_reasons.values())
+    """Messages of the plan that a stopped run never recorded (not even ``pending``).
+    Skipped audience rows are no messages: a stopped run has recorded only some of them."""
+    recorded = sum(c.counts.values()) - c.counts["skipped"]
     return max(0, c.planned - recorded)
 
 
@@ -890,7 +895,7 @@ def _ledger_table(
     rest counted, with the commands that show or export all of it."""
     from rich import box
 
-    from .views import TABLE_COLUMNS, fitting_columns, local_time
+    from .views import TABLE_COLUMNS, WRAPPING, fitting_columns, wrap_widths
 
     if rows_filter.limit is not None:
         room = rows_filter.limit
@@ -916,26 +921,19 @@ def _ledger_table(
         title += f" of incident {next(iter(incidents))}"
     table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     columns = fitting_columns(out.width, announcement=not one_announcement)
+    shown_cells = [_ledger_cells(row, zone, one_incident=one_incident) for row in shown]
+    widths = wrap_widths(columns, shown_cells, out.width)
     for column in columns:
         header = f"Updated ({zone})" if column.title == "Updated" else column.title
-        wraps = column.title in ("Recipient", "Error", "Provider id", "Announcement")
-        table.add_column(header, overflow="fold", no_wrap=not wraps, min_width=min(column.width, 7))
-    for row in shown:
-        label = row.announcement
-        if one_incident:
-            label = label.removeprefix(f"{row.incident}/")
+        table.add_column(
+            header,
+            overflow="fold",
+            no_wrap=column.title not in WRAPPING,
+            min_width=min(column.width, 7),
+            width=widths.get(column.title),
+        )
+    for row, cells in zip(shown, shown_cells, strict=True):
         style = STATE_STYLES.get(row.state, "")
-        cells = {
-            "Announcement": label + (" (sandbox)" if row.sandbox else ""),
-            "Channel": row.channel,
-            "Recipient": row.recipient,
-            "State": row.state,
-            "Updated": local_time(row.updated_at, zone),
-            "Error": row.error or "",
-            "Attempts": str(row.attempts),
-            "Provider": row.provider or "",
-            "Provider id": row.provider_id or "",
-        }
         table.add_row(
             *(
                 f"[{style}]{escape(cells[c.title])}[/]"
@@ -959,6 +957,27 @@ def _ledger_table(
             "or narrow the list with --channel, --state, --announcement or --limit.",
             soft_wrap=False,
         )
+
+
+def _ledger_cells(row: Row, zone: str, *, one_incident: bool) -> dict[str, str]:
+    """A ledger row's cells as the table shows them; the incident is said once, in the
+    title, when the table holds one."""
+    label = row.announcement
+    if one_incident:
+        label = label.removeprefix(f"{row.incident}/")
+    from .views import local_time
+
+    return {
+        "Announcement": label + (" (sandbox)" if row.sandbox else ""),
+        "Channel": row.channel,
+        "Recipient": row.recipient,
+        "State": row.state,
+        "Updated": local_time(row.updated_at, zone),
+        "Error": row.error or "",
+        "Attempts": str(row.attempts),
+        "Provider": row.provider or "",
+        "Provider id": row.provider_id or "",
+    }
 
 
 # --- serve ----------------------------------------------------------------------

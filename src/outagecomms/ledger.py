@@ -5,6 +5,6 @@ Kept so that code written against ``outagecomms.ledger.Ledger`` keeps working.
 
 from __future__ import annotations
 
-from .store import DONE_STATES, STATES, Ledger, Mode, ReportLine, Row, State, now
+from .store import DONE_STATES, STATES, Ledger, Mode, Row, State, now
 
-__all__ = ["DONE_STATES", "STATES", "Ledger", "Mode", "ReportLine", "Row", "State", "now"]
+__all__ = ["DONE_STATES", "STATES", "Ledger", "Mode", "Row", "State", "now"]

@@ -26,7 +26,7 @@ _VARIABLES: dict[str, tuple[str, tuple[str, ...]]] = {
         (*(f.name for f in dataclasses.fields(Recipient)), "first_name"),
     ),
 }
-_NAMES = ("incident", "organization", "recipient", "channel", "vars")
+_NAMES = ("incident", "organization", "recipient", "channel", "locale", "vars")
 _NO_ATTRIBUTE = re.compile(r"'(?:[\w.]+\.)?(?P<kind>\w+) object' has no attribute '(?P<field>\w+)'")
 _UNDEFINED = re.compile(r"'(?P<name>\w+)' is undefined")
 
@@ -49,6 +49,6 @@ def explain_undefined(message: str) -> str:
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
         return (
             f"'{found['name']}' is undefined{suggestion}; use only incident, organization, "
-            "recipient, channel and vars (add custom values under 'vars:' in the incident)"
+            "recipient, channel, locale and vars (add custom values under 'vars:' in the incident)"
         )
-    return message + "; use only incident, organization, recipient, channel and vars"
+    return message + "; use only incident, organization, recipient, channel, locale and vars"

@@ -132,7 +132,7 @@ class Column:
 
 
 TABLE_COLUMNS = (
-    Column("Announcement", 9, 12),
+    Column("Announcement", 9, 13),
     Column("Channel", 9, 7),
     Column("Recipient", 9, 14),
     Column("State", 9, 9),
@@ -151,3 +151,41 @@ def fitting_columns(width: int, *, announcement: bool) -> list[Column]:
     while sum(c.width + 2 for c in columns) > width and min(c.keep for c in columns) < 9:
         columns.remove(min(columns, key=lambda c: c.keep))
     return columns
+
+
+#: The columns whose cells wrap onto more lines, in the order they get spare room: a
+#: recipient read whole matters most, then the error (short words that read badly one or
+#: two to a line), then the announcement (its "(sandbox)" wraps well onto a line of its own).
+WRAPPING = ("Recipient", "Error", "Announcement", "Provider id")
+
+
+def wrap_widths(columns: list[Column], rows: list[dict[str, str]], width: int) -> dict[str, int]:
+    """Widths for the wrapping columns that keep words whole (a phone number, an
+    announcement's label) in a table ``width`` wide: each gets its longest word, up to its
+    ``Column.width`` (a longer word, such as a long email address, folds), and the room left
+    goes to them in ``WRAPPING`` order. Empty when every cell fits on one line, or when even
+    the words do not (then the table shares out what room there is).
+
+    The table's frame costs two edges, a separator between columns and a space of padding
+    either side of every cell but the outer two: ``3 * columns - 1``."""
+    texts = {c.title: [c.title, *(row[c.title] for row in rows)] for c in columns}
+    natural = {title: max(map(len, cells)) for title, cells in texts.items()}
+    wrapping = sorted(
+        (c for c in columns if c.title in WRAPPING), key=lambda c: WRAPPING.index(c.title)
+    )
+    fixed = sum(natural[c.title] for c in columns if c not in wrapping)
+    room = width - (3 * len(columns) - 1) - fixed
+    if sum(natural[c.title] for c in wrapping) <= room:
+        return {}
+    widths = {
+        c.title: min(c.width, max(len(word) for cell in texts[c.title] for word in cell.split()))
+        for c in wrapping
+    }
+    room -= sum(widths.values())
+    if room < 0:
+        return {}
+    for c in wrapping:
+        extra = min(room, natural[c.title] - widths[c.title])
+        widths[c.title] += extra
+        room -= extra
+    return widths

@@ -74,7 +74,9 @@ def test_an_edited_eta_is_refused_then_sent_as_an_update(run: Run, shop: Path) -
     status = json.loads((outbox(shop) / "banner" / "status.json").read_text())
     assert status["eta"] == "2026-11-22T13:30:00Z", "the update reached the banner"
     texts = [f.read_text() for f in (outbox(shop) / "sms").glob("*eta-1330*")]
-    assert texts and all("13:30 UTC" in text for text in texts)
+    assert any("Expected fix by 1:30 PM UTC." in text for text in texts), "en-US writes 1:30 PM"
+    assert all("1:30 PM UTC" in text or "13:30" in text for text in texts), "the new eta"
+    assert not any("12:00" in text for text in texts), "no text keeps the old eta"
 
 
 def test_a_rerun_repairs_a_stale_banner(run: Run, shop: Path) -> None:
@@ -82,12 +84,15 @@ def test_a_rerun_repairs_a_stale_banner(run: Run, shop: Path) -> None:
     banner = outbox(shop) / "banner" / "banner.html"
     published = banner.read_text()
     banner.write_text("<div>someone's old banner</div>")
+    texts_before = sorted((outbox(shop) / "sms").iterdir())
 
     again = ok(run("send", INCIDENT, *SANDBOX))
     assert "Nothing new to send" in again and "banner: republished" in again
     assert banner.read_text() == published
     sms = json.loads(ok(run("ledger", "--format", "json", "--channel", "sms")))
-    assert all(row["attempts"] == 1 for row in sms), "only the banner is written again"
+    attempts = {(row["state"], row["attempts"]) for row in sms}
+    assert attempts == {("sent", 1), ("skipped", 0)}, "only the banner is written again"
+    assert sorted((outbox(shop) / "sms").iterdir()) == texts_before
 
 
 def test_an_older_announcement_does_not_turn_the_banner_back(run: Run, shop: Path) -> None:
@@ -129,11 +134,7 @@ def test_ledger_filters_and_a_table_at_80_columns(run: Run, shop: Path) -> None:
 
 def test_ledger_in_a_zone_shows_local_times(run: Run, shop: Path) -> None:
     config = shop / "channels.yaml"
-    config.write_text(
-        config.read_text().replace(
-            "  name: Acme Shop\n", "  name: Acme Shop\n  timezone: Asia/Tokyo\n"
-        )
-    )
+    config.write_text(config.read_text().replace("  timezone: UTC ", "  timezone: Asia/Tokyo ", 1))
     ok(run("send", INCIDENT, *SANDBOX, "--channel", "team"))
     [row] = json.loads(ok(run("ledger", "--format", "json")))
     utc_hour = int(row["updated_at"][11:13])

@@ -37,7 +37,6 @@ from .records import (
     AnnouncementRecord,
     Mode,
     PausedCampaign,
-    ReportLine,
     Row,
     Suppression,
     now,
@@ -543,32 +542,6 @@ class Store(abc.ABC):
             if len(page) < _PAGE:
                 return
             after = page[-1][-1]
-
-    def report(self, incident: str) -> list[ReportLine]:
-        """Per announcement and channel of an incident: counts by state, carriers, timings."""
-        grouped = self.execute(
-            "SELECT mode, announcement, channel, state, COUNT(*), MIN(created_at),"
-            " MAX(updated_at) FROM deliveries WHERE incident=?"
-            " GROUP BY mode, announcement, channel, state ORDER BY MIN(created_at)",
-            (incident,),
-        )
-        lines: dict[tuple[str, str, str], ReportLine] = {}
-        for mode, announcement, channel, state, count, first, last in grouped:
-            line = lines.setdefault(
-                (mode, announcement, channel),
-                ReportLine(announcement, channel, mode == "sandbox", first=first, last=last),
-            )
-            line.counts[state] = int(count)
-            line.first, line.last = min(line.first, first), max(line.last, last)
-        for mode, announcement, channel, provider in self.execute(
-            "SELECT DISTINCT mode, announcement, channel, provider FROM deliveries"
-            " WHERE incident=? AND provider IS NOT NULL ORDER BY provider",
-            (incident,),
-        ):
-            line = lines[(mode, announcement, channel)]
-            if provider not in line.providers:
-                line.providers.append(provider)
-        return list(lines.values())
 
     def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         """A read-only query for reports (``?`` placeholders, portable SQL); its rows."""

@@ -7,7 +7,7 @@ from SQLite and from PostgreSQL (``ledger --format json`` is identical on both).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -75,29 +75,6 @@ class Row:
             "created_at": self.created_at,
             "sent_at": self.sent_at,
         }
-
-
-@dataclass(slots=True)
-class ReportLine:
-    """One announcement on one channel, summed up for ``outagecomms report``."""
-
-    announcement: str
-    channel: str
-    sandbox: bool
-    counts: dict[str, int] = field(default_factory=dict)
-    providers: list[str] = field(default_factory=list)
-    first: str = ""
-    last: str = ""
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def seconds(self) -> float:
-        start = datetime.fromisoformat(self.first.replace("Z", "+00:00"))
-        end = datetime.fromisoformat(self.last.replace("Z", "+00:00"))
-        return (end - start).total_seconds()
 
 
 @dataclass(frozen=True, slots=True)
