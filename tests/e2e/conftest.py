@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -40,3 +41,18 @@ def run(tmp_path: Path) -> Run:
         )
 
     return _run
+
+
+# A folder made by ``outagecomms init`` once per module; each test gets its own copy.
+@pytest.fixture(scope="module")
+def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("scaffold")
+    made = subprocess.run([*CLI, "init"], cwd=folder, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    return folder
+
+
+@pytest.fixture
+def shop(scaffold: Path, tmp_path: Path) -> Path:
+    shutil.copytree(scaffold, tmp_path, dirs_exist_ok=True)
+    return tmp_path

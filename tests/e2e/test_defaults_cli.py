@@ -17,8 +17,6 @@ import time
 from email import policy
 from pathlib import Path
 
-import pytest
-
 from outagecomms.store import open_store
 
 from .conftest import CLI, Run
@@ -26,20 +24,6 @@ from .conftest import CLI, Run
 INCIDENT = "examples/incident-investigating.yaml"
 SANDBOX = ("--sandbox", "--yes")
 KEY = "2026-11-22-email-outage/investigating"
-
-
-@pytest.fixture(scope="module")
-def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("scaffold")
-    made = subprocess.run([*CLI, "init"], cwd=folder, capture_output=True, text=True, timeout=60)
-    assert made.returncode == 0, made.stderr
-    return folder
-
-
-@pytest.fixture
-def shop(scaffold: Path, tmp_path: Path) -> Path:
-    shutil.copytree(scaffold, tmp_path, dirs_exist_ok=True)
-    return tmp_path
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:

@@ -4,29 +4,13 @@ means what they meant or is refused with the forms that work (never 00:12 on 1 J
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import CLI, Run
+from .conftest import Run
 
 FORMS = "write a date and a time, e.g. 2026-11-22T12:00:00Z, 2026-11-22 12:00 (read as UTC)"
-
-
-@pytest.fixture(scope="module")
-def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("scaffold")
-    made = subprocess.run([*CLI, "init"], cwd=folder, capture_output=True, text=True, timeout=60)
-    assert made.returncode == 0, made.stderr
-    return folder
-
-
-@pytest.fixture
-def shop(scaffold: Path, tmp_path: Path) -> Path:
-    shutil.copytree(scaffold, tmp_path, dirs_exist_ok=True)
-    return tmp_path
 
 
 def incident(shop: Path, lines: str) -> str:

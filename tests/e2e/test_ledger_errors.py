@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -15,24 +14,10 @@ import pytest
 
 from tests.pg import PostgresServer
 
-from .conftest import CLI, Run
+from .conftest import Run
 from .test_bad_input import INCIDENT, SANDBOX, refused
 
 LEDGER = ".outagecomms/ledger.db"
-
-
-@pytest.fixture(scope="module")
-def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("scaffold")
-    made = subprocess.run([*CLI, "init"], cwd=folder, capture_output=True, text=True, timeout=60)
-    assert made.returncode == 0, made.stderr
-    return folder
-
-
-@pytest.fixture
-def shop(scaffold: Path, tmp_path: Path) -> Path:
-    shutil.copytree(scaffold, tmp_path, dirs_exist_ok=True)
-    return tmp_path
 
 
 def no_outbox(shop: Path) -> None:
