@@ -16,14 +16,14 @@ import pytest
 
 from .conftest import CLI, Run
 from .test_faults import finish
-from .test_ledger_errors import LEDGER, scaffold, shop  # noqa: F401  (fixtures used here)
+from .test_ledger_errors import LEDGER
 
 RESOLVED = "examples/incident-resolved.yaml"
 CLI_SEND = ("send", RESOLVED, "--sandbox", "--yes")
 
 
 @pytest.fixture
-def ledger_in_use(run: Run, shop: Path) -> Iterator[sqlite3.Connection]:  # noqa: F811
+def ledger_in_use(run: Run, shop: Path) -> Iterator[sqlite3.Connection]:
     """A ledger with one announcement, whose write lock another process holds."""
     first = run("send", "examples/incident-investigating.yaml", "--sandbox", "--yes", cwd=shop)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -35,7 +35,7 @@ def ledger_in_use(run: Run, shop: Path) -> Iterator[sqlite3.Connection]:  # noqa
     other.close()
 
 
-def start(shop: Path) -> subprocess.Popen[str]:  # noqa: F811
+def start(shop: Path) -> subprocess.Popen[str]:
     clean = {k: v for k, v in os.environ.items() if not k.upper().startswith("OUTAGECOMMS_")}
     return subprocess.Popen(
         [*CLI, *CLI_SEND],
@@ -51,7 +51,7 @@ def start(shop: Path) -> subprocess.Popen[str]:  # noqa: F811
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_a_run_waiting_for_a_locked_ledger_within_seconds(
     run: Run,
-    shop: Path,  # noqa: F811
+    shop: Path,
     ledger_in_use: sqlite3.Connection,
     signum: int,
 ) -> None:
@@ -75,7 +75,7 @@ def test_a_signal_stops_a_run_waiting_for_a_locked_ledger_within_seconds(
 
 def test_a_run_waits_for_a_lock_released_soon_and_completes(
     run: Run,
-    shop: Path,  # noqa: F811
+    shop: Path,
     ledger_in_use: sqlite3.Connection,
 ) -> None:
     releaser = threading.Timer(2.0, lambda: ledger_in_use.execute("COMMIT"))
